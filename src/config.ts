@@ -1,0 +1,119 @@
+// From Corefile text to a plan of server blocks and listeners, with every
+// plugin parsed and instantiated. Nothing here runs per query.
+
+import { normalizeKey, checkDuplicateZones } from './corefile/address.ts';
+import { parseCorefile } from './corefile/parser.ts';
+import { CorefileError, type Directive, type ZoneAddress } from './corefile/types.ts';
+import { buildChain } from './chain.ts';
+import { pluginLogger } from './log.ts';
+import type { BlockContext, Handler, Next, PluginInstance } from './plugin.ts';
+import { ANY_CLASS_PLUGINS, PLUGIN_ORDER, isDirective, pluginDefinition } from './registry.ts';
+
+export interface BlockPlan {
+  context: BlockContext;
+  /** Plugin instances in registry order (setup-only ones included). */
+  plugins: { name: string; instance: PluginInstance }[];
+  /** The query chain; null for a block with no directives (answers REFUSED, CF-14). */
+  chain: Next | null;
+  /** True when a plugin that serves other classes is loaded (WIRE-6). */
+  anyClass: boolean;
+}
+
+export interface ListenerPlan {
+  /** IP to bind; '' is the wildcard. */
+  address: string;
+  port: number;
+  /** CoreDNS's server label: dns://:53, dns://127.0.0.1:53 (PROM-2). */
+  label: string;
+  /** Zone → block serving it on this listener. */
+  zones: Map<string, BlockPlan>;
+}
+
+export interface ServerPlan {
+  blocks: BlockPlan[];
+  listeners: ListenerPlan[];
+}
+
+export interface PlanOptions {
+  /** Port for keys without one: 53, or -dns.port (CF-11). */
+  dnsPort: number;
+  env?: Record<string, string | undefined>;
+}
+
+export function planFromCorefile(text: string, file: string, options: PlanOptions): ServerPlan {
+  const sources = parseCorefile(text, file, { env: options.env, isDirective });
+  const blocks = sources.map((source) => ({
+    source,
+    addresses: source.keys.filter((key) => key.text !== '').flatMap((key) => normalizeKey(key, options.dnsPort)),
+  }));
+  checkDuplicateZones(blocks);
+  const plans = blocks.map(({ source, addresses }) => planBlock(source.directives, addresses, file));
+  return { blocks: plans, listeners: planListeners(plans) };
+}
+
+function planBlock(directives: Directive[], addresses: ZoneAddress[], corefile: string): BlockPlan {
+  const context: BlockContext = {
+    zones: [...new Set(addresses.map((address) => address.zone))],
+    addresses,
+    bindAddresses: [],
+    corefile,
+    authorities: [],
+  };
+  const byName = new Map<string, Directive[]>();
+  for (const directive of directives) {
+    const name = directive.name.text;
+    if (!pluginDefinition(name)) {
+      throw new CorefileError(directive.name, `Directive '${name}' is a CoreDNS plugin that clusterdns does not support`);
+    }
+    byName.set(name, [...(byName.get(name) ?? []), directive]);
+  }
+  const plugins: BlockPlan['plugins'] = [];
+  const handlers: Handler[] = [];
+  for (const name of PLUGIN_ORDER) {
+    const occurrences = byName.get(name);
+    if (!occurrences) continue;
+    const definition = pluginDefinition(name)!;
+    const config = definition.parse(occurrences, context);
+    const instance = definition.create(config, context, pluginLogger(name));
+    plugins.push({ name, instance });
+    if (instance.serve) handlers.push(instance.serve);
+  }
+  return {
+    context,
+    plugins,
+    chain: directives.length === 0 ? null : buildChain(handlers),
+    anyClass: plugins.some(({ name }) => ANY_CLASS_PLUGINS.has(name)),
+  };
+}
+
+function planListeners(blocks: BlockPlan[]): ListenerPlan[] {
+  const listeners = new Map<string, ListenerPlan>();
+  const boundZones = new Map<string, { bound: boolean; key: ZoneAddress }>();
+  for (const block of blocks) {
+    const binds = block.context.bindAddresses.length > 0 ? block.context.bindAddresses : [''];
+    for (const address of block.context.addresses) {
+      // CF-14: a zone and port served both on specific addresses and on the wildcard.
+      const zonePort = `${address.zone}:${address.port}`;
+      const bound = binds[0] !== '';
+      const seen = boundZones.get(zonePort);
+      if (seen && seen.bound !== bound) {
+        throw new CorefileError(address.key, `zone overlap listener capacity: ${address.zone}:${address.port} is served both on specific addresses (bind) and on all addresses`);
+      }
+      boundZones.set(zonePort, { bound, key: address });
+      for (const ip of binds) {
+        const id = `${ip}|${address.port}`;
+        let listener = listeners.get(id);
+        if (!listener) {
+          const host = ip.includes(':') ? `[${ip}]` : ip;
+          listener = { address: ip, port: address.port, label: `dns://${host}:${address.port}`, zones: new Map() };
+          listeners.set(id, listener);
+        }
+        if (listener.zones.has(address.zone) && listener.zones.get(address.zone) !== block) {
+          throw new CorefileError(address.key, `cannot serve dns://${address.zone}:${address.port} - it is already defined`);
+        }
+        listener.zones.set(address.zone, block);
+      }
+    }
+  }
+  return [...listeners.values()];
+}

@@ -1,0 +1,97 @@
+// The contract between the core and a plugin folder (plugins/<name>/index.ts).
+//
+// Setup is separate from serving: `parse` turns the block's directive lines
+// into a typed config (throwing CorefileError with file and line), `create`
+// builds the instance once per server block, and only `serve` runs per query.
+
+import type { Directive, ZoneAddress } from './corefile/types.ts';
+import type { Logger } from './log.ts';
+import type { Query } from './wire/query.ts';
+import type { Reply } from './wire/message.ts';
+
+export type Transport = 'udp' | 'tcp';
+
+/** A query as the chain sees it. */
+export interface Request {
+  query: Query;
+  transport: Transport;
+  remoteAddress: string;
+  remotePort: number;
+  /** 1 for IPv4, 2 for IPv6, as CoreDNS's metrics label it. */
+  family: 1 | 2;
+  localAddress: string;
+  localPort: number;
+  /** The server-block zone chosen for this query (CF-13). */
+  zone: string;
+  /** The listener as CoreDNS labels it: dns://:53, dns://127.0.0.1:53. */
+  server: string;
+  /**
+   * The whole server on this listener (zone selection, then that block's
+   * chain), for plugins that re-enter it with a new question (KP-31).
+   */
+  reenter: Next;
+}
+
+/**
+ * The rest of the chain. A handler may call it several times (autopath does)
+ * or not at all, and may pass a request with another question.
+ */
+export type Next = (request: Request) => Reply | Promise<Reply>;
+
+/** A hit answers synchronously; only I/O-bound plugins return promises. */
+export type Handler = (request: Request, next: Next) => Reply | Promise<Reply>;
+
+export interface PluginInstance {
+  /** Absent for setup-only plugins (bind, health, ready, reload: CF-18). */
+  serve?: Handler;
+  /** Runs before the listeners open, in registry order (CF-19). */
+  start?(): Promise<void> | void;
+  /** Runs at shutdown and when a reload replaces the block. */
+  stop?(): Promise<void> | void;
+  /** For /ready: false until the plugin can answer (KP-26). */
+  ready?(): boolean;
+}
+
+/** What a plugin knows about the server block it is set up in. */
+export interface BlockContext {
+  /** The block's zones, canonical, in key order (CIDR keys expanded). */
+  readonly zones: string[];
+  readonly addresses: ZoneAddress[];
+  /** Addresses the listeners bind; empty means the wildcard. Set by `bind`. */
+  bindAddresses: string[];
+  /** The Corefile path, for resolving relative file arguments. */
+  readonly corefile: string;
+  /**
+   * Plugins answering from data that changes (kubernetes, hosts) register
+   * here at create time. A cache compares generations, so an answer never
+   * outlives a change the authority has seen (users.md P5).
+   */
+  readonly authorities: Authority[];
+}
+
+export interface Authority {
+  /** Canonical zones the plugin answers for. */
+  zones: readonly string[];
+  /** Bumped on every change of the data behind the answers. */
+  generation(): number;
+}
+
+export interface PluginDefinition<Config = unknown> {
+  name: string;
+  /** Parses every occurrence of the directive in the block, in Corefile order (CF-8). */
+  parse(directives: Directive[], block: BlockContext): Config;
+  create(config: Config, block: BlockContext, log: Logger): PluginInstance;
+}
+
+/** Helper for plugin modules: keeps Config typed at the definition site. */
+export function definePlugin<Config>(definition: PluginDefinition<Config>): PluginDefinition<Config> {
+  return definition;
+}
+
+/**
+ * Applies `then` to a reply that may or may not be a promise, without
+ * allocating a promise for the synchronous case (cache hits, authoritative answers).
+ */
+export function whenReplied<T>(result: Reply | Promise<Reply>, then: (reply: Reply) => T): T | Promise<T> {
+  return result instanceof Promise ? result.then(then) : then(result);
+}

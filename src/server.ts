@@ -1,0 +1,298 @@
+// UDP and TCP listeners, zone selection and the reply path.
+//
+// One listener per (address, port) serves both transports and every server
+// block on it (CF-13). Per query: decode header and question, pick the block
+// by longest zone, run its chain, encode; a chain that answers synchronously
+// never touches a promise.
+
+import dgram from 'node:dgram';
+import net from 'node:net';
+import type { BlockPlan, ListenerPlan, ServerPlan } from './config.ts';
+import { serverLog } from './log.ts';
+import type { Next, Request, Transport } from './plugin.ts';
+import { Class, Rcode, SERVER_UDP_SIZE, TCP_MAX_SIZE, Type, UDP_MIN_SIZE } from './wire/constants.ts';
+import { emptyReply, encodeRejection, encodeReply, ServerReply, type Reply } from './wire/message.ts';
+import { parentName } from './wire/names.ts';
+import { decodeQuery, isRejection, type Query } from './wire/query.ts';
+
+export interface ServerOptions {
+  /**
+   * Queries waiting on I/O (forwarding) across the server; past it, new ones
+   * that would wait get REFUSED at once instead of queueing (users.md P3).
+   */
+  maxInFlight?: number;
+  /** TCP: time allowed for the first query after accept, then between queries (WIRE-18). */
+  tcpFirstQueryTimeoutMs?: number;
+  tcpIdleTimeoutMs?: number;
+  /** TCP: open connections per listener, and unanswered queries per connection before reading pauses. */
+  tcpMaxConnections?: number;
+  tcpMaxPendingPerConnection?: number;
+  /** Called when a plugin throws (CoreDNS counts coredns_panics_total). */
+  onPanic?: (error: unknown) => void;
+}
+
+const defaults = {
+  maxInFlight: 10_000,
+  tcpFirstQueryTimeoutMs: 3_000,
+  tcpIdleTimeoutMs: 10_000,
+  tcpMaxConnections: 1_000,
+  tcpMaxPendingPerConnection: 64,
+};
+
+export interface BoundListener {
+  label: string;
+  address: string;
+  port: number;
+}
+
+interface Peer {
+  transport: Transport;
+  remoteAddress: string;
+  remotePort: number;
+  localAddress: string;
+  localPort: number;
+}
+
+type Answer = Buffer | null;
+
+const badVersion = Object.freeze(emptyReply(Rcode.BADVERS));
+
+export class DnsServer {
+  private readonly plan: ServerPlan;
+  private readonly options: Required<Omit<ServerOptions, 'onPanic'>> & Pick<ServerOptions, 'onPanic'>;
+  private readonly udpSockets: dgram.Socket[] = [];
+  private readonly tcpServers: net.Server[] = [];
+  private readonly tcpConnections = new Set<net.Socket>();
+  private readonly bound: BoundListener[] = [];
+  private readonly reentries = new Map<ListenerPlan, Next>();
+  private inFlight = 0;
+  private idle: (() => void) | null = null;
+
+  constructor(plan: ServerPlan, options: ServerOptions = {}) {
+    this.plan = plan;
+    this.options = { ...defaults, ...options };
+  }
+
+  /** Starts every plugin in registry order, then opens the listeners (CF-19). */
+  async start(): Promise<BoundListener[]> {
+    for (const block of this.plan.blocks) {
+      for (const { instance } of block.plugins) await instance.start?.();
+    }
+    for (const listener of this.plan.listeners) await this.listen(listener);
+    return this.bound;
+  }
+
+  listeners(): BoundListener[] {
+    return this.bound;
+  }
+
+  /** Closes listeners, lets in-flight queries finish (up to graceMs), then stops plugins. */
+  async stop(graceMs = 5_000): Promise<void> {
+    await Promise.all([
+      ...this.udpSockets.map((socket) => new Promise<void>((resolve) => socket.close(() => resolve()))),
+      ...this.tcpServers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))),
+    ]);
+    if (this.inFlight > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs);
+        this.idle = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    for (const connection of this.tcpConnections) connection.destroy();
+    for (const block of this.plan.blocks) {
+      for (const { instance } of block.plugins) await instance.stop?.();
+    }
+  }
+
+  private async listen(listener: ListenerPlan): Promise<void> {
+    const reenter: Next = (request) => {
+      const zone = selectZone(listener.zones, request.query);
+      const block = zone === null ? undefined : listener.zones.get(zone);
+      if (block === undefined || block.chain === null) return ServerReply.REFUSED;
+      return block.chain({ ...request, zone: zone! });
+    };
+    this.reentries.set(listener, reenter);
+    // UDP first: with port 0 (tests) the kernel picks a port and TCP takes the same one.
+    const { socket, address } = await bindUdp(listener.address, listener.port);
+    const port = socket.address().port;
+    socket.on('message', (packet, remote) => {
+      const result = this.answer(listener, packet, {
+        transport: 'udp',
+        remoteAddress: unmapped(remote.address),
+        remotePort: remote.port,
+        localAddress: address,
+        localPort: port,
+      });
+      if (result === null) return;
+      if (result instanceof Promise) {
+        result.then((reply) => reply && socket.send(reply, remote.port, remote.address, ignoreSendError));
+      } else {
+        socket.send(result, remote.port, remote.address, ignoreSendError);
+      }
+    });
+    socket.on('error', (error) => serverLog.error(`udp ${listener.label}: ${error.message}`));
+    this.udpSockets.push(socket);
+
+    const tcp = net.createServer((connection) => this.serveTcp(listener, connection));
+    tcp.maxConnections = this.options.tcpMaxConnections;
+    await new Promise<void>((resolve, reject) => {
+      tcp.once('error', reject);
+      tcp.listen({ host: listener.address || address, port, ipv6Only: false }, () => {
+        tcp.off('error', reject);
+        resolve();
+      });
+    });
+    tcp.on('error', (error) => serverLog.error(`tcp ${listener.label}: ${error.message}`));
+    this.tcpServers.push(tcp);
+    this.bound.push({ label: listener.label, address, port });
+  }
+
+  private serveTcp(listener: ListenerPlan, connection: net.Socket): void {
+    this.tcpConnections.add(connection);
+    connection.setNoDelay(true);
+    connection.setTimeout(this.options.tcpFirstQueryTimeoutMs);
+    connection.on('timeout', () => connection.destroy());
+    connection.on('error', () => connection.destroy());
+    connection.on('close', () => this.tcpConnections.delete(connection));
+    const peer: Peer = {
+      transport: 'tcp',
+      remoteAddress: unmapped(connection.remoteAddress ?? ''),
+      remotePort: connection.remotePort ?? 0,
+      localAddress: unmapped(connection.localAddress ?? ''),
+      localPort: connection.localPort ?? 0,
+    };
+    let pending: Buffer = Buffer.alloc(0);
+    let unanswered = 0;
+    const write = (reply: Answer) => {
+      unanswered--;
+      if (connection.isPaused() && unanswered < this.options.tcpMaxPendingPerConnection) connection.resume();
+      if (reply === null || connection.destroyed) return;
+      const framed = Buffer.allocUnsafe(reply.length + 2);
+      framed.writeUInt16BE(reply.length, 0);
+      reply.copy(framed, 2);
+      connection.write(framed);
+    };
+    connection.on('data', (chunk: Buffer) => {
+      connection.setTimeout(this.options.tcpIdleTimeoutMs);
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      // WIRE-16: a length and its message may arrive in any number of segments.
+      while (pending.length >= 2) {
+        const length = pending.readUInt16BE(0);
+        if (pending.length < length + 2) break;
+        const message = pending.subarray(2, length + 2);
+        pending = pending.subarray(length + 2);
+        unanswered++;
+        // RFC 7766 §6.2.1.1: pipelined queries are answered as each completes.
+        const result = this.answer(listener, message, peer);
+        if (result instanceof Promise) result.then(write);
+        else write(result);
+      }
+      if (unanswered >= this.options.tcpMaxPendingPerConnection) connection.pause();
+    });
+  }
+
+  /** The reply bytes for one message, null to stay silent (WIRE-1). */
+  private answer(listener: ListenerPlan, packet: Buffer, peer: Peer): Answer | Promise<Answer> {
+    const decoded = decodeQuery(packet);
+    if (isRejection(decoded)) {
+      return decoded.rcode === null ? null : encodeRejection(packet, decoded.rcode, decoded.questionEnd);
+    }
+    const query = decoded;
+    const sizeLimit = peer.transport === 'tcp' ? TCP_MAX_SIZE
+      : query.edns ? Math.max(query.edns.udpSize, UDP_MIN_SIZE) : UDP_MIN_SIZE;
+
+    if (query.edns && query.edns.version > 0) {
+      // WIRE-9: BADVERS at once, advertising our real payload size.
+      return encodeReply({ ...query, edns: { ...query.edns, udpSize: SERVER_UDP_SIZE } }, badVersion, sizeLimit);
+    }
+    const zone = selectZone(listener.zones, query);
+    const block = zone === null ? undefined : listener.zones.get(zone);
+    if (block === undefined || block.chain === null || (query.qclass !== Class.IN && !block.anyClass)) {
+      return encodeReply(query, ServerReply.REFUSED, sizeLimit);
+    }
+    const request: Request = {
+      query,
+      transport: peer.transport,
+      remoteAddress: peer.remoteAddress,
+      remotePort: peer.remotePort,
+      family: peer.remoteAddress.includes(':') ? 2 : 1,
+      localAddress: peer.localAddress,
+      localPort: peer.localPort,
+      zone: zone!,
+      server: listener.label,
+      reenter: this.reentries.get(listener)!,
+    };
+    let result: Reply | Promise<Reply>;
+    try {
+      result = block.chain(request);
+    } catch (error) {
+      return this.panicked(error, query, sizeLimit);
+    }
+    if (!(result instanceof Promise)) return encodeReply(query, result, sizeLimit);
+    if (this.inFlight >= this.options.maxInFlight) {
+      result.catch(() => {});
+      return encodeReply(query, ServerReply.REFUSED, sizeLimit);
+    }
+    this.inFlight++;
+    return result.then(
+      (reply) => encodeReply(query, reply, sizeLimit),
+      (error: unknown) => this.panicked(error, query, sizeLimit),
+    ).finally(() => {
+      if (--this.inFlight === 0 && this.idle) this.idle();
+    });
+  }
+
+  /** WIRE-5: an exception in the chain is SERVFAIL, logged and counted. */
+  private panicked(error: unknown, query: Query, sizeLimit: number): Buffer {
+    serverLog.error(`Recovered from panic in server: "${query.qname}" ${error instanceof Error ? error.message : String(error)}`);
+    this.options.onPanic?.(error);
+    return encodeReply(query, ServerReply.SERVFAIL, sizeLimit);
+  }
+}
+
+/** An IPv4 client on a dual-stack socket shows as ::ffff:a.b.c.d; logs and answers use a.b.c.d. */
+function unmapped(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+function ignoreSendError(): void {
+  // A reply the kernel refuses (unreachable peer) is dropped, as a lost datagram would be.
+}
+
+/**
+ * CF-13: the longest zone on the listener containing the name; for DS the
+ * parent-most one, so the parent side of a zone cut answers.
+ */
+function selectZone(zones: Map<string, BlockPlan>, query: Query): string | null {
+  let found: string | null = null;
+  for (let name: string | null = query.qname; name !== null; name = parentName(name)) {
+    if (!zones.has(name)) continue;
+    found = name;
+    if (query.qtype !== Type.DS) return found;
+  }
+  return found;
+}
+
+async function bindUdp(address: string, port: number): Promise<{ socket: dgram.Socket; address: string }> {
+  const attempt = (type: 'udp4' | 'udp6', host: string) =>
+    new Promise<dgram.Socket>((resolve, reject) => {
+      const socket = dgram.createSocket({ type, reuseAddr: false, ipv6Only: false, recvBufferSize: 4 << 20 });
+      socket.once('error', reject);
+      socket.bind(port, host, () => {
+        socket.off('error', reject);
+        resolve(socket);
+      });
+    });
+  if (address !== '') {
+    return { socket: await attempt(net.isIPv6(address) ? 'udp6' : 'udp4', address), address };
+  }
+  // The wildcard: dual-stack where the host has IPv6, IPv4 otherwise.
+  try {
+    return { socket: await attempt('udp6', '::'), address: '::' };
+  } catch {
+    return { socket: await attempt('udp4', '0.0.0.0'), address: '0.0.0.0' };
+  }
+}

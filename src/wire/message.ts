@@ -1,0 +1,300 @@
+// Replies as plugins build them, and their encoding to wire form.
+//
+// Encoding is hand-written for two reasons dns-packet cannot serve: the body
+// (everything after the question) is encoded once per reply and reused for
+// every query with the same name, with owner names compressed to point at the
+// query's own question so its letter case is kept (WIRE-7, K8S-2); and
+// truncation is a cut at a record boundary of that body (WIRE-13).
+
+import { isIP } from 'node:net';
+import * as ip from '@leichtgewicht/ip-codec';
+import { Flag, HEADER_LENGTH, Rcode, Type } from './constants.ts';
+import { nameToLabels } from './names.ts';
+import type { Query } from './query.ts';
+
+export interface SrvData {
+  priority: number;
+  weight: number;
+  port: number;
+  target: string;
+}
+export interface SoaData {
+  mname: string;
+  rname: string;
+  serial: number;
+  refresh: number;
+  retry: number;
+  expire: number;
+  minimum: number;
+}
+export interface MxData {
+  preference: number;
+  exchange: string;
+}
+
+/**
+ * A: dotted IPv4; AAAA: IPv6 text; CNAME/NS/PTR/DNAME: a name; TXT: strings;
+ * SRV/SOA/MX: their fields; anything else: raw rdata without names.
+ */
+export type RecordData = string | readonly string[] | SrvData | SoaData | MxData | Buffer;
+
+export interface ResourceRecord {
+  name: string;
+  type: number;
+  class: number;
+  ttl: number;
+  data: RecordData;
+}
+
+/** Header bits a reply may set; QR, opcode, RD and CD come from the query. */
+export const ReplyFlag = { AA: Flag.AA, TC: Flag.TC, RA: Flag.RA, AD: Flag.AD } as const;
+
+export interface Reply {
+  rcode: number;
+  /** OR of ReplyFlag bits. */
+  flags: number;
+  answer: readonly ResourceRecord[];
+  authority: readonly ResourceRecord[];
+  additional: readonly ResourceRecord[];
+  /** Why the chain failed, for the errors plugin; the client sees only the rcode. */
+  error?: Error;
+  /** Memo of the encoded body for one question; see encodeReply. */
+  encoded?: EncodedBody;
+}
+
+export interface EncodedBody {
+  qname: string;
+  bytes: Buffer;
+  /** Offset in `bytes` after each record, in section order: truncation cuts here. */
+  recordEnds: number[];
+}
+
+const noRecords: readonly ResourceRecord[] = Object.freeze([]);
+
+/** A reply with no records: server-written errors (AA=0, RA=0, WIRE-8). */
+export function emptyReply(rcode: number, flags = 0, error?: Error): Reply {
+  return error ? { rcode, flags, answer: noRecords, authority: noRecords, additional: noRecords, error }
+    : { rcode, flags, answer: noRecords, authority: noRecords, additional: noRecords };
+}
+
+const refused = Object.freeze(emptyReply(Rcode.REFUSED));
+const servfail = Object.freeze(emptyReply(Rcode.SERVFAIL));
+/** Shared replies for the server's own answers; never mutated. */
+export const ServerReply = { REFUSED: refused, SERVFAIL: servfail } as const;
+
+class BodyWriter {
+  buffer = Buffer.allocUnsafe(512);
+  length = 0;
+  /** Canonical (lowercased) name suffix → offset in the whole message. */
+  private readonly names = new Map<string, number>();
+  private readonly base: number;
+
+  constructor(qname: string) {
+    // The question starts at offset 12; its suffixes can be pointed at.
+    const labels = nameToLabels(qname);
+    let offset = HEADER_LENGTH;
+    for (let i = 0; i < labels.length; i++) {
+      this.names.set(labels.slice(i).join('.'), offset);
+      offset += labels[i]!.length + 1;
+    }
+    this.base = offset + 1 + 4;
+  }
+
+  private ensure(extra: number): void {
+    if (this.length + extra <= this.buffer.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.length + extra));
+    this.buffer.copy(grown, 0, 0, this.length);
+    this.buffer = grown;
+  }
+
+  u8(value: number): void {
+    this.ensure(1);
+    this.buffer[this.length++] = value;
+  }
+  u16(value: number): void {
+    this.ensure(2);
+    this.buffer.writeUInt16BE(value & 0xffff, this.length);
+    this.length += 2;
+  }
+  u32(value: number): void {
+    this.ensure(4);
+    this.buffer.writeUInt32BE(value >>> 0, this.length);
+    this.length += 4;
+  }
+  bytes(data: Uint8Array): void {
+    this.ensure(data.length);
+    this.buffer.set(data, this.length);
+    this.length += data.length;
+  }
+
+  name(name: string, compress: boolean): void {
+    const labels = nameToLabels(name);
+    for (let i = 0; i < labels.length; i++) {
+      if (compress) {
+        const suffix = labels.slice(i).join('.').toLowerCase();
+        const target = this.names.get(suffix);
+        if (target !== undefined) {
+          this.u16(0xc000 | target);
+          return;
+        }
+        const here = this.base + this.length;
+        if (here < 0x3fff) this.names.set(suffix, here);
+      }
+      const label = labels[i]!;
+      if (label.length > 63) throw new RangeError(`label longer than 63 bytes in ${name}`);
+      this.u8(label.length);
+      this.ensure(label.length);
+      this.length += this.buffer.write(label, this.length, 'latin1');
+    }
+    this.u8(0);
+  }
+
+  characterString(text: string): void {
+    const bytes = Buffer.from(text, 'utf8');
+    if (bytes.length > 255) throw new RangeError('character-string longer than 255 bytes');
+    this.u8(bytes.length);
+    this.bytes(bytes);
+  }
+
+  record(record: ResourceRecord): void {
+    this.name(record.name, true);
+    this.u16(record.type);
+    this.u16(record.class);
+    this.u32(record.ttl);
+    const lengthAt = this.length;
+    this.u16(0);
+    this.rdata(record);
+    this.buffer.writeUInt16BE(this.length - lengthAt - 2, lengthAt);
+  }
+
+  private rdata({ type, data }: ResourceRecord): void {
+    if (Buffer.isBuffer(data)) return this.bytes(data);
+    switch (type) {
+      case Type.A:
+      case Type.AAAA:
+        return this.bytes(addressBytes(data as string));
+      case Type.CNAME:
+      case Type.NS:
+      case Type.PTR:
+        return this.name(data as string, true);
+      case Type.SRV: {
+        const srv = data as SrvData;
+        this.u16(srv.priority);
+        this.u16(srv.weight);
+        this.u16(srv.port);
+        return this.name(srv.target, false); // RFC 2782: no compression in SRV
+      }
+      case Type.MX: {
+        const mx = data as MxData;
+        this.u16(mx.preference);
+        return this.name(mx.exchange, true);
+      }
+      case Type.SOA: {
+        const soa = data as SoaData;
+        this.name(soa.mname, true);
+        this.name(soa.rname, true);
+        for (const value of [soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum]) this.u32(value);
+        return;
+      }
+      case Type.TXT:
+      case Type.HINFO:
+        for (const text of data as readonly string[]) this.characterString(text);
+        return;
+      default:
+        throw new TypeError(`no encoder for type ${type} with structured data`);
+    }
+  }
+}
+
+/** IPv4 or IPv6 text to network bytes. */
+export function addressBytes(address: string): Uint8Array {
+  if (isIP(address) === 0) throw new TypeError(`not an IP address: ${address}`);
+  return ip.encode(address);
+}
+
+function encodeBody(reply: Reply, qname: string): EncodedBody {
+  const writer = new BodyWriter(qname);
+  const recordEnds: number[] = [];
+  for (const section of [reply.answer, reply.authority, reply.additional]) {
+    for (const record of section) {
+      writer.record(record);
+      recordEnds.push(writer.length);
+    }
+  }
+  return { qname, bytes: writer.buffer.subarray(0, writer.length), recordEnds };
+}
+
+/** The encoded body of `reply` for `qname`, memoised on the reply (precompiled answers). */
+export function bodyFor(reply: Reply, qname: string): EncodedBody {
+  const memo = reply.encoded;
+  if (memo !== undefined && memo.qname === qname) return memo;
+  const body = encodeBody(reply, qname);
+  if (Object.isExtensible(reply)) reply.encoded = body;
+  return body;
+}
+
+const OPT_LENGTH = 11;
+
+/**
+ * The reply to `query` on the wire, cut to `sizeLimit` bytes at a record
+ * boundary with TC set when anything was dropped (WIRE-11, WIRE-13). The OPT
+ * record echoes the client's payload size and DO bit (WIRE-10).
+ */
+export function encodeReply(query: Query, reply: Reply, sizeLimit: number): Buffer {
+  const body = bodyFor(reply, query.qname);
+  const questionLength = query.questionEnd - HEADER_LENGTH;
+  const optLength = query.edns ? OPT_LENGTH : 0;
+  const fixed = HEADER_LENGTH + questionLength + optLength;
+  const total = reply.answer.length + reply.authority.length + reply.additional.length;
+  let kept = total;
+  let bodyLength = body.bytes.length;
+  if (fixed + bodyLength > sizeLimit) {
+    kept = 0;
+    while (kept < total && fixed + body.recordEnds[kept]! <= sizeLimit) kept++;
+    bodyLength = kept === 0 ? 0 : body.recordEnds[kept - 1]!;
+  }
+  const out = Buffer.allocUnsafe(fixed + bodyLength);
+  const truncated = kept < total ? Flag.TC : 0;
+  const requestBits = query.flags & (Flag.RD | Flag.CD | 0x7800); // RD, CD, opcode
+  out.writeUInt16BE(query.id, 0);
+  out.writeUInt16BE(Flag.QR | requestBits | (reply.flags & (Flag.AA | Flag.TC | Flag.RA | Flag.AD)) | truncated | (reply.rcode & 0xf), 2);
+  const answers = Math.min(kept, reply.answer.length);
+  const authorities = Math.min(kept - answers, reply.authority.length);
+  out.writeUInt16BE(1, 4);
+  out.writeUInt16BE(answers, 6);
+  out.writeUInt16BE(authorities, 8);
+  out.writeUInt16BE(kept - answers - authorities + (optLength ? 1 : 0), 10);
+  query.packet.copy(out, HEADER_LENGTH, HEADER_LENGTH, query.questionEnd);
+  body.bytes.copy(out, HEADER_LENGTH + questionLength, 0, bodyLength);
+  if (query.edns) writeOpt(out, fixed - OPT_LENGTH + bodyLength, query.edns.udpSize, reply.rcode >> 4, query.edns.dnssecOk);
+  return out;
+}
+
+function writeOpt(out: Buffer, offset: number, udpSize: number, extendedRcode: number, dnssecOk: boolean): void {
+  out[offset] = 0; // root owner
+  out.writeUInt16BE(Type.OPT, offset + 1);
+  out.writeUInt16BE(udpSize, offset + 3);
+  out[offset + 5] = extendedRcode;
+  out[offset + 6] = 0; // version 0
+  out.writeUInt16BE(dnssecOk ? 0x8000 : 0, offset + 7);
+  out.writeUInt16BE(0, offset + 9); // no options echoed (WIRE-10 allows it)
+}
+
+/**
+ * Reply to a packet the chain never saw (WIRE-2): same ID, opcode, RD, CD;
+ * no records and no OPT; the question only if it was parsed.
+ */
+export function encodeRejection(packet: Buffer, rcode: number, questionEnd: number): Buffer {
+  const hasQuestion = questionEnd > HEADER_LENGTH;
+  const out = Buffer.alloc(hasQuestion ? questionEnd : HEADER_LENGTH);
+  const flags = packet.readUInt16BE(2);
+  const opcode = rcode === Rcode.FORMERR ? 0 : flags & 0x7800;
+  out.writeUInt16BE(packet.readUInt16BE(0), 0);
+  // WIRE-2: RD, CD, AD, TC, RA copied; Z cleared; AA=0.
+  out.writeUInt16BE(Flag.QR | opcode | (flags & (Flag.RD | Flag.CD | Flag.AD | Flag.TC | Flag.RA)) | rcode, 2);
+  if (hasQuestion) {
+    out.writeUInt16BE(1, 4);
+    packet.copy(out, HEADER_LENGTH, HEADER_LENGTH, questionEnd);
+  }
+  return out;
+}

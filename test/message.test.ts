@@ -1,0 +1,113 @@
+// Encoding and decoding without sockets: compression, escapes, truncation order (WIRE-7, WIRE-13).
+
+import dnsPacket from 'dns-packet';
+import { describe, expect, it } from 'vitest';
+import { Class, Rcode, Type } from '../src/wire/constants.ts';
+import { encodeReply, type Reply, type ResourceRecord } from '../src/wire/message.ts';
+import { decodeQuery, isRejection, type Query } from '../src/wire/query.ts';
+import { buildQuery, decodeReply } from './support/dns.ts';
+
+function query(name: string, options: Parameters<typeof buildQuery>[1] = {}): Query {
+  const decoded = decodeQuery(buildQuery(name, options));
+  if (isRejection(decoded)) throw new Error('rejected');
+  return decoded;
+}
+
+const a = (name: string, address: string, ttl = 30): ResourceRecord => ({ name, type: Type.A, class: Class.IN, ttl, data: address });
+
+describe('decodeQuery', () => {
+  it('lowercases the name and keeps the original bytes for the echo', () => {
+    const decoded = query('Www.Example.ORG', { type: 'AAAA' });
+    expect(decoded.qname).toBe('www.example.org.');
+    expect(decoded.qtype).toBe(Type.AAAA);
+    expect(decoded.packet.subarray(12, decoded.questionEnd).toString('latin1')).toContain('Example');
+  });
+
+  it('escapes dots and non-printable bytes inside labels as dig prints them', () => {
+    const packet = Buffer.concat([
+      Buffer.from([0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
+      Buffer.from([3, 0x61, 0x2e, 0x01, 3, ...Buffer.from('org'), 0, 0, 1, 0, 1]),
+    ]);
+    const decoded = decodeQuery(packet);
+    expect(isRejection(decoded)).toBe(false);
+    expect((decoded as Query).qname).toBe('a\\.\\001.org.');
+  });
+
+  it('reads the root name', () => {
+    expect(query('.', { type: 'NS' }).qname).toBe('.');
+  });
+
+  it('reads EDNS size, version and DO', () => {
+    expect(query('example.org', { udpSize: 1400, dnssecOk: true }).edns).toEqual({ udpSize: 1400, version: 0, dnssecOk: true });
+  });
+
+  it('rejects a name longer than 255 bytes with FORMERR', () => {
+    const labels = Array.from({ length: 5 }, () => Buffer.concat([Buffer.from([63]), Buffer.alloc(63, 0x61)]));
+    const packet = Buffer.concat([Buffer.from([0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), ...labels, Buffer.from([0, 0, 1, 0, 1])]);
+    expect(decodeQuery(packet)).toEqual({ rcode: Rcode.FORMERR, questionEnd: 0 });
+  });
+});
+
+describe('encodeReply', () => {
+  const reply: Reply = {
+    rcode: Rcode.NOERROR,
+    flags: 0x0400,
+    answer: [
+      { name: 'web.demo.svc.cluster.local.', type: Type.CNAME, class: Class.IN, ttl: 30, data: 'db.demo.svc.cluster.local.' },
+      a('db.demo.svc.cluster.local.', '10.0.0.1'),
+    ],
+    authority: [],
+    additional: [
+      { name: 'db.demo.svc.cluster.local.', type: Type.AAAA, class: Class.IN, ttl: 30, data: 'fd00::1' },
+      { name: '_http._tcp.db.demo.svc.cluster.local.', type: Type.SRV, class: Class.IN, ttl: 5, data: { priority: 0, weight: 100, port: 80, target: 'db-0.db.demo.svc.cluster.local.' } },
+      { name: 'dns-version.cluster.local.', type: Type.TXT, class: Class.IN, ttl: 28800, data: ['1.1.0'] },
+    ],
+  };
+
+  it('compresses owner names to the question, so the client sees its own case (WIRE-7, K8S-2)', () => {
+    const q = query('WEB.demo.SVC.cluster.local');
+    const bytes = encodeReply(q, reply, 65535);
+    const decoded = decodeReply(bytes);
+    expect(decoded.answers![0]!.name).toBe('WEB.demo.SVC.cluster.local');
+    expect(decoded.answers![1]).toMatchObject({ type: 'A', data: '10.0.0.1' });
+    expect(decoded.additionals![0]).toMatchObject({ type: 'AAAA', data: 'fd00::1' });
+    expect(decoded.additionals![1]).toMatchObject({ type: 'SRV', data: { port: 80, target: 'db-0.db.demo.svc.cluster.local' } });
+    expect(decoded.additionals![2]).toMatchObject({ type: 'TXT', ttl: 28800 });
+    // Compression made it smaller than the sum of the names.
+    expect(bytes.length).toBeLessThan(220);
+  });
+
+  it('reuses the memoised body for the same name, with another ID and case', () => {
+    const first = encodeReply(query('web.demo.svc.cluster.local', { id: 1 }), reply, 65535);
+    const second = encodeReply(query('Web.Demo.Svc.Cluster.Local', { id: 2 }), reply, 65535);
+    expect(first.readUInt16BE(0)).toBe(1);
+    expect(second.readUInt16BE(0)).toBe(2);
+    expect(decodeReply(second).answers![0]!.name).toBe('Web.Demo.Svc.Cluster.Local');
+    expect(first.subarray(12 + 29)).toEqual(second.subarray(12 + 29));
+  });
+
+  it('WIRE-13: keeps answer, then authority, then additional, and sets TC when anything is dropped', () => {
+    const big: Reply = {
+      rcode: Rcode.NOERROR,
+      flags: 0x0400,
+      answer: Array.from({ length: 20 }, (_, i) => a('x.example.', `10.0.0.${i}`)),
+      authority: [],
+      additional: Array.from({ length: 20 }, (_, i) => a(`host${i}.example.`, `10.1.0.${i}`)),
+    };
+    const bytes = encodeReply(query('x.example'), big, 512);
+    const decoded = decodeReply(bytes);
+    expect(bytes.length).toBeLessThanOrEqual(512);
+    expect(decoded.answers).toHaveLength(20);
+    expect(decoded.additionals!.length).toBeLessThan(20);
+    expect(decoded.flag_tc).toBe(true);
+  });
+
+  it('copies RD and CD from the query and sets QR', () => {
+    const q = query('example.org', { flags: dnsPacket.RECURSION_DESIRED | dnsPacket.CHECKING_DISABLED });
+    const decoded = decodeReply(encodeReply(q, { ...reply, answer: [], additional: [] }, 512));
+    expect(decoded.flag_rd).toBe(true);
+    expect(decoded.flag_cd).toBe(true);
+    expect(decoded.flag_qr).toBe(true);
+    expect(decoded.flag_aa).toBe(true);
+  });
+});
