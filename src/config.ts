@@ -1,11 +1,11 @@
 // From Corefile text to a plan of server blocks and listeners, with every
 // plugin parsed and instantiated. Nothing here runs per query.
 
-import { normalizeKey, checkDuplicateZones } from './corefile/address.ts';
+import { followsPreferredSyntax, normalizeKey } from './corefile/address.ts';
 import { parseCorefile } from './corefile/parser.ts';
 import { CorefileError, type Directive, type ZoneAddress } from './corefile/types.ts';
 import { buildChain } from './chain.ts';
-import { pluginLogger } from './log.ts';
+import { pluginLogger, writeLog } from './log.ts';
 import type { BlockContext, Handler, Next, PluginInstance } from './plugin.ts';
 import { ANY_CLASS_PLUGINS, PLUGIN_ORDER, isDirective, pluginDefinition } from './registry.ts';
 
@@ -46,7 +46,10 @@ export function planFromCorefile(text: string, file: string, options: PlanOption
     source,
     addresses: source.keys.filter((key) => key.text !== '').flatMap((key) => normalizeKey(key, options.dnsPort)),
   }));
-  checkDuplicateZones(blocks);
+  for (const zone of new Set(blocks.flatMap((block) => block.addresses.map((address) => address.zone)))) {
+    // CF-11: only a warning, as in CoreDNS.
+    if (!followsPreferredSyntax(zone)) writeLog('WARNING', `Domain "${zone}" does not follow RFC1035 preferred syntax`);
+  }
   const plans = blocks.map(({ source, addresses }) => planBlock(source.directives, addresses, file));
   return { blocks: plans, listeners: planListeners(plans) };
 }
@@ -86,20 +89,24 @@ function planBlock(directives: Directive[], addresses: ZoneAddress[], corefile: 
   };
 }
 
+/**
+ * Groups zones into listeners. Duplicates are checked here, once bind is
+ * known: the same zone and port may be served on different addresses, not
+ * twice on one, nor both on an address and on the wildcard (CF-14).
+ */
 function planListeners(blocks: BlockPlan[]): ListenerPlan[] {
   const listeners = new Map<string, ListenerPlan>();
-  const boundZones = new Map<string, { bound: boolean; key: ZoneAddress }>();
+  const boundZones = new Map<string, boolean>();
   for (const block of blocks) {
     const binds = block.context.bindAddresses.length > 0 ? block.context.bindAddresses : [''];
+    const bound = binds[0] !== '';
     for (const address of block.context.addresses) {
-      // CF-14: a zone and port served both on specific addresses and on the wildcard.
       const zonePort = `${address.zone}:${address.port}`;
-      const bound = binds[0] !== '';
-      const seen = boundZones.get(zonePort);
-      if (seen && seen.bound !== bound) {
-        throw new CorefileError(address.key, `zone overlap listener capacity: ${address.zone}:${address.port} is served both on specific addresses (bind) and on all addresses`);
+      const seenBound = boundZones.get(zonePort);
+      if (seenBound !== undefined && seenBound !== bound) {
+        throw new CorefileError(address.key, `cannot serve dns://${zonePort} - zone overlap listener capacity: it is served both on specific addresses (bind) and on all addresses`);
       }
-      boundZones.set(zonePort, { bound, key: address });
+      boundZones.set(zonePort, bound);
       for (const ip of binds) {
         const id = `${ip}|${address.port}`;
         let listener = listeners.get(id);
@@ -108,8 +115,8 @@ function planListeners(blocks: BlockPlan[]): ListenerPlan[] {
           listener = { address: ip, port: address.port, label: `dns://${host}:${address.port}`, zones: new Map() };
           listeners.set(id, listener);
         }
-        if (listener.zones.has(address.zone) && listener.zones.get(address.zone) !== block) {
-          throw new CorefileError(address.key, `cannot serve dns://${address.zone}:${address.port} - it is already defined`);
+        if (listener.zones.has(address.zone)) {
+          throw new CorefileError(address.key, `cannot serve dns://${zonePort} - it is already defined`);
         }
         listener.zones.set(address.zone, block);
       }

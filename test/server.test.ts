@@ -117,3 +117,29 @@ describe('classes (WIRE-6)', () => {
     expect(reply.rcode).toBe('REFUSED');
   });
 });
+
+describe('bind (CF-23)', () => {
+  it('listens only on the bound address and labels the listener with it', async () => {
+    running = await startServer('. {\n bind 127.0.0.1\n whoami\n}\n');
+    expect(running.server.listeners().map((listener) => listener.label)).toEqual(['dns://127.0.0.1:0']);
+    expect((await queryUdp(running.port, 'example.org')).rcode).toBe('NOERROR');
+    expect((await queryTcp(running.port, 'example.org')).rcode).toBe('NOERROR');
+    await expect(queryUdp(running.port, 'example.org', { host: '::1', timeoutMs: 300 })).rejects.toThrow();
+  });
+
+  it('serves IPv6 clients with an AAAA in whoami', async () => {
+    running = await startServer('. {\n bind ::1\n whoami\n}\n');
+    const reply = await queryUdp(running.port, 'example.org', { host: '::1' });
+    expect(reply.additionals![0]).toMatchObject({ type: 'AAAA', data: '::1' });
+  });
+
+  it('CF-14: a zone served both bound and unbound is a setup error', async () => {
+    await expect(startServer('example.org {\n bind 127.0.0.1\n whoami\n}\nexample.org:0 {\n whoami\n}\n')).rejects.toThrow(/Corefile:\d+ - Error during parsing: /);
+  });
+
+  it('an address that is neither an IP nor an interface is a setup error naming the line', async () => {
+    await expect(startServer('. {\n whoami\n bind nosuchinterface0\n}\n')).rejects.toThrow(
+      "Corefile:3 - Error during parsing: plugin/bind: 'nosuchinterface0' is neither an IP address nor a network interface on this host",
+    );
+  });
+});

@@ -86,23 +86,6 @@ export function normalizeKey(key: Token, defaultPort: number): ZoneAddress[] {
 }
 
 /**
- * CF-14: the same (scheme, zone, port) served by two keys is an error,
- * reported at the later key, as CoreDNS words it. Blocks marked `filtered`
- * (a `view` block) may share zones with others: like CoreDNS, they are checked
- * against the unfiltered zones seen so far but do not claim their zones.
- */
-export function checkDuplicateZones(blocks: { addresses: ZoneAddress[]; filtered?: boolean }[]): void {
-  const seen = new Set<string>();
-  for (const block of blocks) {
-    for (const address of block.addresses) {
-      const id = `${address.scheme}://${address.zone}:${address.port}`;
-      if (seen.has(id)) throw new CorefileError(address.key, `cannot serve ${id} - it is already defined`);
-      if (!block.filtered) seen.add(id);
-    }
-  }
-}
-
-/**
  * RFC 1035 preferred name syntax, which CoreDNS checks at startup to print
  * `Warning: Domain "<zone>" does not follow RFC1035 preferred syntax`.
  * The root zone and reverse zones are exempt, as there.

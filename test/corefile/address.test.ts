@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { checkDuplicateZones, followsPreferredSyntax, normalizeKey } from '../../src/corefile/address.ts';
+import { followsPreferredSyntax, normalizeKey } from '../../src/corefile/address.ts';
 import type { Token, ZoneAddress } from '../../src/corefile/types.ts';
 import { corefileError } from './fixtures/helpers.ts';
 
@@ -204,51 +204,6 @@ describe('WIRE-26: only plain DNS is served', () => {
 
   it('CF-11: a scheme twice is rejected', () => {
     expect(keyError('dns://dns://example.org').detail).toBe("unexpected '://' in the zone of 'dns://dns://example.org', expecting [dns://]zone[:port]");
-  });
-});
-
-describe('CF-14: duplicate zones', () => {
-  const block = (...texts: string[]) => ({ addresses: texts.flatMap((text, i) => normalizeKey(key(text, 10 * (i + 1)), 53)) });
-
-  it('CF-14/CF-25: the same zone and port in two blocks is an error at the later key', () => {
-    const first = { addresses: normalizeKey(key('example.org:53', 1), 53) };
-    const second = { addresses: normalizeKey(key('example.org', 5), 53) };
-    const error = corefileError(() => checkDuplicateZones([first, second]));
-    expect(error.line).toBe(5);
-    expect(error.detail).toBe('cannot serve dns://example.org.:53 - it is already defined');
-  });
-
-  it('CF-25: two .:53 blocks', () => {
-    expect(corefileError(() => checkDuplicateZones([block('.:53'), block('.')])).detail).toBe('cannot serve dns://.:53 - it is already defined');
-  });
-
-  it('CF-14: the same zone on different ports is fine', () => {
-    expect(() => checkDuplicateZones([block('example.org:53'), block('example.org:1053')])).not.toThrow();
-  });
-
-  it('CF-12: different zones on one port are fine', () => {
-    expect(() => checkDuplicateZones([block('.:53', 'cluster.local:53'), block('acme.local:53')])).not.toThrow();
-  });
-
-  it('CF-14: spelling differences do not hide a duplicate', () => {
-    expect(() => checkDuplicateZones([block('Example.org'), block('example.ORG.:53')])).toThrow('already defined');
-  });
-
-  it('CF-14: the same zone twice in one block is an error too', () => {
-    expect(() => checkDuplicateZones([block('example.org', 'example.org')])).toThrow('cannot serve dns://example.org.:53 - it is already defined');
-  });
-
-  it('CF-14: a CIDR expansion that repeats an explicit reverse zone is a duplicate', () => {
-    const error = corefileError(() => checkDuplicateZones([block('0.0.10.in-addr.arpa'), block('10.0.0.0/23')]));
-    expect(error.detail).toBe('cannot serve dns://0.0.10.in-addr.arpa.:53 - it is already defined');
-  });
-
-  it('CF-14: view-filtered blocks may repeat a zone defined after them', () => {
-    expect(() => checkDuplicateZones([{ ...block('.:53'), filtered: true }, { ...block('.:53'), filtered: true }, block('.:53')])).not.toThrow();
-  });
-
-  it('CF-14: a view-filtered block after the unfiltered one is still a duplicate, as in CoreDNS', () => {
-    expect(() => checkDuplicateZones([block('.:53'), { ...block('.:53'), filtered: true }])).toThrow('already defined');
   });
 });
 

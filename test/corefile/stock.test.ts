@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkDuplicateZones, normalizeKey } from '../../src/corefile/address.ts';
+import { normalizeKey } from '../../src/corefile/address.ts';
 import { parseCorefileFile } from '../../src/corefile/parser.ts';
 import type { ServerBlockSource } from '../../src/corefile/types.ts';
 import { corefileError, isDirective, outline, parse, parseError, summary, withoutPositions } from './fixtures/helpers.ts';
@@ -15,10 +15,9 @@ function parseFixture(name: string): { blocks: ServerBlockSource[]; warnings: st
   return { blocks, warnings };
 }
 
-/** What config.ts does with the keys: normalise, then check for duplicates. */
+/** What config.ts does with the keys: normalise them. */
 function zonesOf(blocks: ServerBlockSource[], port = 53) {
   const planned = blocks.map((block) => ({ addresses: block.keys.flatMap((key) => normalizeKey(key, port)) }));
-  checkDuplicateZones(planned);
   return planned.map((block) => block.addresses.map(({ scheme, zone, port: p }) => `${scheme}://${zone}:${p}`));
 }
 
@@ -168,10 +167,5 @@ describe('CF-25: invalid inputs that are parse errors', () => {
     expect(error.detail).toBe('File to import not found: /nonexistent-clusterdns/missing.conf');
   });
 
-  it('CF-25: two blocks both .:53', () => {
-    const { blocks } = parse('.:53 {\n  whoami\n}\n.:53 {\n  log\n}\n');
-    const error = corefileError(() => zonesOf(blocks));
-    expect(error.line).toBe(4);
-    expect(error.message).toBe('Corefile:4 - Error during parsing: cannot serve dns://.:53 - it is already defined');
-  });
+  // "two blocks both .:53" is checked with bind known, in test/config.test.ts.
 });
