@@ -1,12 +1,13 @@
 // From Corefile text to a plan of server blocks and listeners, with every
 // plugin parsed and instantiated. Nothing here runs per query.
 
+import { createHash } from 'node:crypto';
 import { followsPreferredSyntax, normalizeKey } from './corefile/address.ts';
 import { parseCorefile } from './corefile/parser.ts';
-import { CorefileError, type Directive, type ZoneAddress } from './corefile/types.ts';
+import { CorefileError, type Directive, type ServerBlockSource, type ZoneAddress } from './corefile/types.ts';
 import { buildChain } from './chain.ts';
 import { pluginLogger, writeLog } from './log.ts';
-import type { BlockContext, Handler, Next, PluginInstance } from './plugin.ts';
+import type { BlockContext, Handler, Next, PluginInstance, ServerSettings } from './plugin.ts';
 import { ANY_CLASS_PLUGINS, PLUGIN_ORDER, isDirective, pluginDefinition } from './registry.ts';
 
 export interface BlockPlan {
@@ -32,6 +33,9 @@ export interface ListenerPlan {
 export interface ServerPlan {
   blocks: BlockPlan[];
   listeners: ListenerPlan[];
+  settings: ServerSettings;
+  /** SHA-512 of the Corefile as parsed, imports expanded: what reload compares (RELOAD-2). */
+  hash: string;
 }
 
 export interface PlanOptions {
@@ -40,8 +44,25 @@ export interface PlanOptions {
   env?: Record<string, string | undefined>;
 }
 
+/** Parses the Corefile, imports expanded; syntax errors only, no plugin setup. */
+export function parseConfig(text: string, file: string, options: PlanOptions): ServerBlockSource[] {
+  return parseCorefile(text, file, { env: options.env, isDirective });
+}
+
 export function planFromCorefile(text: string, file: string, options: PlanOptions): ServerPlan {
-  const sources = parseCorefile(text, file, { env: options.env, isDirective });
+  return planFromSources(parseConfig(text, file, options), file, options);
+}
+
+/** The form of a parsed Corefile that reload hashes: tokens only, so comments and spacing do not count. */
+export function configHash(sources: ServerBlockSource[]): string {
+  const directive = (line: Directive): unknown => [line.name.text, line.args.map((arg) => arg.text), line.block?.map(directive) ?? null];
+  const canonical = sources.map((source) => [source.keys.map((key) => key.text), source.directives.map(directive)]);
+  return createHash('sha512').update(JSON.stringify(canonical)).digest('hex');
+}
+
+/** Sets up every plugin of every block; throws CorefileError for setup errors. */
+export function planFromSources(sources: ServerBlockSource[], file: string, options: PlanOptions): ServerPlan {
+  const settings: ServerSettings = { reload: null, lameduckMs: 0 };
   const blocks = sources.map((source) => ({
     source,
     addresses: source.keys.filter((key) => key.text !== '').flatMap((key) => normalizeKey(key, options.dnsPort)),
@@ -50,17 +71,20 @@ export function planFromCorefile(text: string, file: string, options: PlanOption
     // CF-11: only a warning, as in CoreDNS.
     if (!followsPreferredSyntax(zone)) writeLog('WARNING', `Domain "${zone}" does not follow RFC1035 preferred syntax`);
   }
-  const plans = blocks.map(({ source, addresses }) => planBlock(source.directives, addresses, file));
-  return { blocks: plans, listeners: planListeners(plans) };
+  const plans = blocks.map(({ source, addresses }) => planBlock(source.directives, addresses, file, settings));
+  return { blocks: plans, listeners: planListeners(plans), settings, hash: configHash(sources) };
 }
 
-function planBlock(directives: Directive[], addresses: ZoneAddress[], corefile: string): BlockPlan {
+function planBlock(directives: Directive[], addresses: ZoneAddress[], corefile: string, settings: ServerSettings): BlockPlan {
+  const plugins: BlockPlan['plugins'] = [];
   const context: BlockContext = {
     zones: [...new Set(addresses.map((address) => address.zone))],
     addresses,
     bindAddresses: [],
     corefile,
     authorities: [],
+    plugins,
+    settings,
   };
   const byName = new Map<string, Directive[]>();
   for (const directive of directives) {
@@ -70,7 +94,6 @@ function planBlock(directives: Directive[], addresses: ZoneAddress[], corefile: 
     }
     byName.set(name, [...(byName.get(name) ?? []), directive]);
   }
-  const plugins: BlockPlan['plugins'] = [];
   const handlers: Handler[] = [];
   for (const name of PLUGIN_ORDER) {
     const occurrences = byName.get(name);

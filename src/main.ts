@@ -1,32 +1,37 @@
-// The clusterdns command: flags → Corefile → plan → running server.
+// The clusterdns command: flags → Corefile → supervisor → signals.
 
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs, UsageError, USAGE, type CliOptions } from './cli.ts';
-import { planFromCorefile } from './config.ts';
-import { CorefileError } from './corefile/types.ts';
+import { writeLog } from './log.ts';
 import { implementedPlugins } from './registry.ts';
-import { DnsServer } from './server.ts';
+import { Supervisor, type CorefileInput } from './supervisor.ts';
 import { VERSION } from './version.ts';
 
-export interface CorefileInput {
-  text: string;
-  /** Path used in messages and to resolve imports. */
-  file: string;
-}
-
 /** CF-21, WHOAMI-2: -conf, else ./Corefile, else whoami and log on the root zone. */
-export function loadCorefile(options: CliOptions): CorefileInput {
-  if (options.conf === 'stdin') return { text: readFileSync(0, 'utf8'), file: 'stdin' };
-  if (options.conf !== null) return { text: readFileSync(options.conf, 'utf8'), file: resolve(options.conf) };
-  if (existsSync('Corefile')) return { text: readFileSync('Corefile', 'utf8'), file: resolve('Corefile') };
-  return { text: `.:${options.dnsPort} {\n    whoami\n    log\n}\n`, file: 'default' };
+export function corefileLoader(options: CliOptions): () => CorefileInput {
+  if (options.conf === 'stdin') {
+    // A pipe can be read once; reloads see the same text.
+    const text = readFileSync(0, 'utf8');
+    return () => ({ text, file: 'stdin' });
+  }
+  if (options.conf !== null) {
+    const file = resolve(options.conf);
+    return () => ({ text: readFileSync(file, 'utf8'), file });
+  }
+  if (existsSync('Corefile')) {
+    const file = resolve('Corefile');
+    return () => ({ text: readFileSync(file, 'utf8'), file });
+  }
+  return () => ({ text: `.:${options.dnsPort} {\n    whoami\n    log\n}\n`, file: 'default' });
 }
 
-function banner(server: DnsServer, zonesByLabel: Map<string, string[]>): string {
+function banner(supervisor: Supervisor): string {
   const lines: string[] = [];
-  for (const listener of server.listeners()) {
-    for (const zone of zonesByLabel.get(listener.label) ?? []) lines.push(`${zone}:${listener.port}`);
+  const plan = supervisor.current()!;
+  for (const listener of supervisor.listeners()) {
+    const zones = plan.listeners.find((candidate) => candidate.label === listener.label)?.zones.keys() ?? [];
+    for (const zone of zones) lines.push(`${zone}:${listener.port}`);
   }
   lines.push(`clusterdns-${VERSION}`, `${process.platform}/${process.arch}, node ${process.version}`);
   return lines.join('\n');
@@ -51,33 +56,36 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
 
-  let server: DnsServer;
-  let zonesByLabel: Map<string, string[]>;
+  let supervisor: Supervisor;
   try {
-    const input = loadCorefile(options);
-    const plan = planFromCorefile(input.text, input.file, { dnsPort: options.dnsPort });
-    zonesByLabel = new Map(plan.listeners.map((listener) => [listener.label, [...listener.zones.keys()]]));
-    server = new DnsServer(plan);
-    await server.start();
+    supervisor = new Supervisor({ load: corefileLoader(options), dnsPort: options.dnsPort });
+    await supervisor.start();
   } catch (error) {
-    const message = error instanceof CorefileError ? error.message : error instanceof Error ? error.message : String(error);
-    process.stderr.write(`[FATAL] ${message}\n`);
+    process.stderr.write(`[FATAL] ${error instanceof Error ? error.message : String(error)}\n`);
     return 1;
   }
-  if (!options.quiet) process.stdout.write(banner(server, zonesByLabel) + '\n');
+  if (!options.quiet) process.stdout.write(banner(supervisor) + '\n');
   if (options.pidfile) writeFileSync(options.pidfile, `${process.pid}\n`);
 
+  // RELOAD-5: USR1 reloads, HUP is ignored, TERM and INT shut down (a second INT exits at once), QUIT exits.
+  process.on('SIGUSR1', () => void supervisor.reload());
+  process.on('SIGHUP', () => {});
+  process.on('SIGQUIT', () => process.exit(1));
   return new Promise<number>((resolveExit) => {
     let stopping = false;
-    const shutdown = () => {
-      if (stopping) return;
+    const shutdown = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        if (signal === 'SIGINT') process.exit(1);
+        return;
+      }
       stopping = true;
-      server.stop().then(() => {
+      writeLog('INFO', `${signal}: Shutting down`);
+      supervisor.shutdown().then(() => {
         if (options.pidfile) rmSync(options.pidfile, { force: true });
         resolveExit(0);
       });
     };
-    process.once('SIGTERM', shutdown);
-    process.once('SIGINT', shutdown);
+    process.on('SIGTERM', shutdown);
+    process.on('SIGINT', shutdown);
   });
 }

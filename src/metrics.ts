@@ -104,3 +104,96 @@ export const cacheEvictions = new Counter({
   labelNames: ['server', 'type', 'zones', 'view'],
   registers,
 });
+
+// core (PROM-3)
+export const panicsTotal = new Counter({
+  name: 'coredns_panics_total',
+  help: 'A metrics that counts the number of panics.',
+  registers,
+});
+
+// reload (PROM-7)
+export const reloadFailed = new Counter({
+  name: 'coredns_reload_failed_total',
+  help: 'Counter of the number of failed reload attempts.',
+  registers,
+});
+export const reloadVersionInfo = new Gauge({
+  name: 'coredns_reload_version_info',
+  help: 'A metric with a constant \'1\' value labeled by hash, and value which type of hash generated.',
+  labelNames: ['hash', 'value'],
+  registers,
+});
+
+// health (PROM-7, HEALTH-4)
+export const healthRequestDuration = new Histogram({
+  name: 'coredns_health_request_duration_seconds',
+  help: 'Histogram of the time (in seconds) each request took.',
+  buckets: SLIM_TIME_BUCKETS,
+  registers,
+});
+export const healthRequestFailures = new Counter({
+  name: 'coredns_health_request_failures_total',
+  help: 'The number of times the health check failed.',
+  registers,
+});
+
+// DNS server (PROM-2, PROM-3)
+export const dnsRequests = new Counter({
+  name: 'coredns_dns_requests_total',
+  help: 'Counter of DNS requests made per zone, protocol and family.',
+  labelNames: ['server', 'zone', 'view', 'proto', 'family', 'type'],
+  registers,
+});
+export const dnsResponses = new Counter({
+  name: 'coredns_dns_responses_total',
+  help: 'Counter of response status codes.',
+  labelNames: ['server', 'zone', 'view', 'rcode', 'plugin'],
+  registers,
+});
+export const dnsRequestDuration = new Histogram({
+  name: 'coredns_dns_request_duration_seconds',
+  help: 'Histogram of the time (in seconds) each request took per zone.',
+  labelNames: ['server', 'zone', 'view'],
+  buckets: TIME_BUCKETS,
+  registers,
+});
+export const dnsRequestSize = new Histogram({
+  name: 'coredns_dns_request_size_bytes',
+  help: 'Size of the EDNS0 UDP buffer in bytes (64K for TCP) per zone and protocol.',
+  labelNames: ['server', 'zone', 'view', 'proto'],
+  buckets: SIZE_BUCKETS,
+  registers,
+});
+export const dnsResponseSize = new Histogram({
+  name: 'coredns_dns_response_size_bytes',
+  help: 'Size of the returned response in bytes.',
+  labelNames: ['server', 'zone', 'view', 'proto'],
+  buckets: SIZE_BUCKETS,
+  registers,
+});
+export const dnsDoRequests = new Counter({
+  name: 'coredns_dns_do_requests_total',
+  help: 'Counter of DNS requests with DO bit set per zone.',
+  labelNames: ['server', 'zone', 'view'],
+  registers,
+});
+export const buildInfo = new Gauge({
+  name: 'coredns_build_info',
+  help: 'A metric with a constant \'1\' value labeled by version, revision, and goversion from which CoreDNS was built.',
+  labelNames: ['version', 'revision', 'goversion'],
+  registers,
+});
+export const pluginEnabled = new Gauge({
+  name: 'coredns_plugin_enabled',
+  help: 'A metric that indicates whether a plugin is enabled on per server and zone basis.',
+  labelNames: ['server', 'zone', 'view', 'name'],
+  registers,
+});
+
+/** PROM-2: the types CoreDNS labels by name; anything else is "other". */
+const MONITORED_TYPES = new Set(['A', 'AAAA', 'CNAME', 'DNSKEY', 'DS', 'MX', 'NSEC3', 'NSEC', 'NS', 'PTR', 'RRSIG', 'SOA', 'SRV', 'TXT', 'HTTPS', 'IXFR', 'AXFR', 'ANY']);
+
+export function typeLabel(name: string): string {
+  return MONITORED_TYPES.has(name) ? name : 'other';
+}

@@ -46,10 +46,31 @@ export interface PluginInstance {
   serve?: Handler;
   /** Runs before the listeners open, in registry order (CF-19). */
   start?(): Promise<void> | void;
-  /** Runs at shutdown and when a reload replaces the block. */
+  /**
+   * First step of a shutdown (SIGTERM) while DNS still serves: the kubernetes
+   * plugin stops its watches, ready starts answering 503 (HEALTH-3, KP-27).
+   */
+  shutdown?(): Promise<void> | void;
+  /** Last step: after the listeners closed at shutdown, or when a reload replaced the block. */
   stop?(): Promise<void> | void;
   /** For /ready: false until the plugin can answer (KP-26). */
   ready?(): boolean;
+  /**
+   * Runs once every listener is open, with the listeners serving this block
+   * (port 0 in a key becomes the port the kernel chose). For plugins that
+   * query the server itself, such as loop.
+   */
+  listening?(listeners: readonly ListeningAddress[]): void;
+}
+
+/** A listener of a block, once open. */
+export interface ListeningAddress {
+  /** The bind address as planned; '' is the wildcard. */
+  address: string;
+  /** The port as the key gave it. */
+  configuredPort: number;
+  /** The port actually bound. */
+  port: number;
 }
 
 /** What a plugin knows about the server block it is set up in. */
@@ -67,6 +88,17 @@ export interface BlockContext {
    * outlives a change the authority has seen (users.md P5).
    */
   readonly authorities: Authority[];
+  /** Every plugin instance of the block, filled as they are created (ready reads it). */
+  readonly plugins: { name: string; instance: PluginInstance }[];
+  /** Process-wide settings some setup-only plugins make; shared by all blocks. */
+  readonly settings: ServerSettings;
+}
+
+export interface ServerSettings {
+  /** `reload`: how often to check the Corefile for changes (RELOAD-1); null when absent. */
+  reload: { intervalMs: number; jitterMs: number } | null;
+  /** `health { lameduck }`: how long DNS keeps serving after SIGTERM (HEALTH-3). */
+  lameduckMs: number;
 }
 
 export interface Authority {

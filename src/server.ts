@@ -8,6 +8,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import type { BlockPlan, ListenerPlan, ServerPlan } from './config.ts';
+import { observeQuery } from './dns-metrics.ts';
 import { serverLog } from './log.ts';
 import type { Next, Request, Transport } from './plugin.ts';
 import { Class, Rcode, SERVER_UDP_SIZE, TCP_MAX_SIZE, Type, UDP_MIN_SIZE } from './wire/constants.ts';
@@ -57,41 +58,78 @@ type Answer = Buffer | null;
 
 const badVersion = Object.freeze(emptyReply(Rcode.BADVERS));
 
+interface ListenerRuntime {
+  /** What this socket pair serves; replaced in place on reload (RELOAD-3). */
+  plan: ListenerPlan;
+  /** The whole server on this listener, for plugins that re-enter it (KP-31). */
+  reenter: Next;
+  udp: dgram.Socket;
+  tcp: net.Server;
+  bound: BoundListener;
+}
+
+/** Listeners are identified by address and port; a reload keeps the sockets of those it still has. */
+function listenerKey(listener: ListenerPlan): string {
+  return `${listener.address}|${listener.port}`;
+}
+
 export class DnsServer {
-  private readonly plan: ServerPlan;
   private readonly options: Required<Omit<ServerOptions, 'onPanic'>> & Pick<ServerOptions, 'onPanic'>;
-  private readonly udpSockets: dgram.Socket[] = [];
-  private readonly tcpServers: net.Server[] = [];
+  private readonly runtimes = new Map<string, ListenerRuntime>();
   private readonly tcpConnections = new Set<net.Socket>();
-  private readonly bound: BoundListener[] = [];
-  private readonly reentries = new Map<ListenerPlan, Next>();
   private inFlight = 0;
   private idle: (() => void) | null = null;
 
-  constructor(plan: ServerPlan, options: ServerOptions = {}) {
-    this.plan = plan;
+  constructor(options: ServerOptions = {}) {
     this.options = { ...defaults, ...options };
   }
 
-  /** Starts every plugin in registry order, then opens the listeners (CF-19). */
-  async start(): Promise<BoundListener[]> {
-    for (const block of this.plan.blocks) {
-      for (const { instance } of block.plugins) await instance.start?.();
+  /**
+   * Serves `plan`: opens the listeners it adds, hands the ones it keeps over
+   * to it without closing their sockets, and closes the ones it drops. If a
+   * new listener cannot open, nothing changes and the error is thrown.
+   */
+  async serve(plan: ServerPlan): Promise<BoundListener[]> {
+    const opened: ListenerRuntime[] = [];
+    try {
+      for (const listener of plan.listeners) {
+        if (!this.runtimes.has(listenerKey(listener))) opened.push(await this.open(listener));
+      }
+    } catch (error) {
+      await Promise.all(opened.map((runtime) => closeRuntime(runtime)));
+      throw error;
     }
-    for (const listener of this.plan.listeners) await this.listen(listener);
-    return this.bound;
+    const kept = new Set<string>();
+    for (const listener of plan.listeners) {
+      const key = listenerKey(listener);
+      kept.add(key);
+      const runtime = this.runtimes.get(key) ?? opened.find((candidate) => candidate.plan === listener)!;
+      runtime.plan = listener;
+      this.runtimes.set(key, runtime);
+    }
+    for (const [key, runtime] of this.runtimes) {
+      if (kept.has(key)) continue;
+      this.runtimes.delete(key);
+      await closeRuntime(runtime);
+    }
+    // Plugins that query the server itself (loop) learn where each block is served.
+    for (const block of plan.blocks) {
+      const listening = plan.listeners.filter((listener) => [...listener.zones.values()].includes(block)).map((listener) =>
+        ({ address: listener.address, configuredPort: listener.port, port: this.runtimes.get(listenerKey(listener))!.bound.port }));
+      for (const { instance } of block.plugins) instance.listening?.(listening);
+    }
+    return this.listeners();
   }
 
   listeners(): BoundListener[] {
-    return this.bound;
+    return [...this.runtimes.values()].map((runtime) => runtime.bound);
   }
 
-  /** Closes listeners, lets in-flight queries finish (up to graceMs), then stops plugins. */
-  async stop(graceMs = 5_000): Promise<void> {
-    await Promise.all([
-      ...this.udpSockets.map((socket) => new Promise<void>((resolve) => socket.close(() => resolve()))),
-      ...this.tcpServers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))),
-    ]);
+  /** Closes every listener and lets queries already accepted finish, up to graceMs (WIRE-20). */
+  async close(graceMs = 5_000): Promise<void> {
+    const runtimes = [...this.runtimes.values()];
+    this.runtimes.clear();
+    await Promise.all(runtimes.map((runtime) => closeRuntime(runtime)));
     if (this.inFlight > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, graceMs);
@@ -102,24 +140,40 @@ export class DnsServer {
       });
     }
     for (const connection of this.tcpConnections) connection.destroy();
-    for (const block of this.plan.blocks) {
-      for (const { instance } of block.plugins) await instance.stop?.();
-    }
   }
 
-  private async listen(listener: ListenerPlan): Promise<void> {
-    const reenter: Next = (request) => {
-      const zone = selectZone(listener.zones, request.query);
-      const block = zone === null ? undefined : listener.zones.get(zone);
-      if (block === undefined || block.chain === null) return ServerReply.REFUSED;
-      return block.chain({ ...request, zone: zone! });
-    };
-    this.reentries.set(listener, reenter);
+  private async open(listener: ListenerPlan): Promise<ListenerRuntime> {
     // UDP first: with port 0 (tests) the kernel picks a port and TCP takes the same one.
-    const { socket, address } = await bindUdp(listener.address, listener.port);
-    const port = socket.address().port;
-    socket.on('message', (packet, remote) => {
-      const result = this.answer(listener, packet, {
+    const { socket: udp, address } = await bindUdp(listener.address, listener.port);
+    const port = udp.address().port;
+    const tcp = net.createServer((connection) => this.serveTcp(runtime, connection));
+    tcp.maxConnections = this.options.tcpMaxConnections;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        tcp.once('error', reject);
+        tcp.listen({ host: listener.address || address, port, ipv6Only: false }, () => {
+          tcp.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (error) {
+      udp.close();
+      throw error;
+    }
+    const runtime: ListenerRuntime = {
+      plan: listener,
+      reenter: (request) => {
+        const zone = selectZone(runtime.plan.zones, request.query);
+        const block = zone === null ? undefined : runtime.plan.zones.get(zone);
+        if (block === undefined || block.chain === null) return ServerReply.REFUSED;
+        return block.chain({ ...request, zone: zone! });
+      },
+      udp,
+      tcp,
+      bound: { label: listener.label, address, port },
+    };
+    udp.on('message', (packet, remote) => {
+      const result = this.answer(runtime, packet, {
         transport: 'udp',
         remoteAddress: unmapped(remote.address),
         remotePort: remote.port,
@@ -128,29 +182,17 @@ export class DnsServer {
       });
       if (result === null) return;
       if (result instanceof Promise) {
-        result.then((reply) => reply && socket.send(reply, remote.port, remote.address, ignoreSendError));
+        result.then((reply) => reply && udp.send(reply, remote.port, remote.address, ignoreSendError));
       } else {
-        socket.send(result, remote.port, remote.address, ignoreSendError);
+        udp.send(result, remote.port, remote.address, ignoreSendError);
       }
     });
-    socket.on('error', (error) => serverLog.error(`udp ${listener.label}: ${error.message}`));
-    this.udpSockets.push(socket);
-
-    const tcp = net.createServer((connection) => this.serveTcp(listener, connection));
-    tcp.maxConnections = this.options.tcpMaxConnections;
-    await new Promise<void>((resolve, reject) => {
-      tcp.once('error', reject);
-      tcp.listen({ host: listener.address || address, port, ipv6Only: false }, () => {
-        tcp.off('error', reject);
-        resolve();
-      });
-    });
+    udp.on('error', (error) => serverLog.error(`udp ${listener.label}: ${error.message}`));
     tcp.on('error', (error) => serverLog.error(`tcp ${listener.label}: ${error.message}`));
-    this.tcpServers.push(tcp);
-    this.bound.push({ label: listener.label, address, port });
+    return runtime;
   }
 
-  private serveTcp(listener: ListenerPlan, connection: net.Socket): void {
+  private serveTcp(runtime: ListenerRuntime, connection: net.Socket): void {
     this.tcpConnections.add(connection);
     connection.setNoDelay(true);
     connection.setTimeout(this.options.tcpFirstQueryTimeoutMs);
@@ -186,7 +228,7 @@ export class DnsServer {
         pending = pending.subarray(length + 2);
         unanswered++;
         // RFC 7766 §6.2.1.1: pipelined queries are answered as each completes.
-        const result = this.answer(listener, message, peer);
+        const result = this.answer(runtime, message, peer);
         if (result instanceof Promise) result.then(write);
         else write(result);
       }
@@ -195,7 +237,7 @@ export class DnsServer {
   }
 
   /** The reply bytes for one message, null to stay silent (WIRE-1). */
-  private answer(listener: ListenerPlan, packet: Buffer, peer: Peer): Answer | Promise<Answer> {
+  private answer(runtime: ListenerRuntime, packet: Buffer, peer: Peer): Answer | Promise<Answer> {
     const decoded = decodeQuery(packet);
     if (isRejection(decoded)) {
       return decoded.rcode === null ? null : encodeRejection(packet, decoded.rcode, decoded.questionEnd);
@@ -208,10 +250,14 @@ export class DnsServer {
       // WIRE-9: BADVERS at once, advertising our real payload size.
       return encodeReply({ ...query, edns: { ...query.edns, udpSize: SERVER_UDP_SIZE } }, badVersion, sizeLimit);
     }
+    const listener = runtime.plan;
     const zone = selectZone(listener.zones, query);
     const block = zone === null ? undefined : listener.zones.get(zone);
     if (block === undefined || block.chain === null || (query.qclass !== Class.IN && !block.anyClass)) {
-      return encodeReply(query, ServerReply.REFUSED, sizeLimit);
+      const refused = encodeReply(query, ServerReply.REFUSED, sizeLimit);
+      // PROM-2: queries no block takes are counted under zone "dropped".
+      if (block === undefined) this.observeDropped(listener, query, peer, refused.length);
+      return refused;
     }
     const request: Request = {
       query,
@@ -223,7 +269,7 @@ export class DnsServer {
       localPort: peer.localPort,
       zone: zone!,
       server: listener.label,
-      reenter: this.reentries.get(listener)!,
+      reenter: runtime.reenter,
     };
     let result: Reply | Promise<Reply>;
     try {
@@ -245,6 +291,21 @@ export class DnsServer {
     });
   }
 
+  private observeDropped(listener: ListenerPlan, query: Query, peer: Peer, responseSize: number): void {
+    observeQuery({
+      server: listener.label,
+      zone: 'dropped',
+      transport: peer.transport,
+      family: peer.remoteAddress.includes(':') ? 2 : 1,
+      qtype: query.qtype,
+      dnssecOk: query.edns?.dnssecOk ?? false,
+      requestSize: query.packet.length,
+      rcode: Rcode.REFUSED,
+      responseSize,
+      seconds: 0,
+    });
+  }
+
   /** WIRE-5: an exception in the chain is SERVFAIL, logged and counted. */
   private panicked(error: unknown, query: Query, sizeLimit: number): Buffer {
     serverLog.error(`Recovered from panic in server: "${query.qname}" ${error instanceof Error ? error.message : String(error)}`);
@@ -256,6 +317,12 @@ export class DnsServer {
 /** An IPv4 client on a dual-stack socket shows as ::ffff:a.b.c.d; logs and answers use a.b.c.d. */
 function unmapped(address: string): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+/** Stops accepting; open TCP connections finish on their own (or at close's grace end). */
+function closeRuntime(runtime: ListenerRuntime): Promise<void> {
+  runtime.tcp.close();
+  return new Promise<void>((resolve) => runtime.udp.close(() => resolve()));
 }
 
 function ignoreSendError(): void {

@@ -8,7 +8,7 @@ import { writeLog } from '../../src/log.ts';
 import { definePlugin, whenReplied, type Request } from '../../src/plugin.ts';
 import { className, Flag, opcodeName, rcodeName, TCP_MAX_SIZE, typeName, UDP_MIN_SIZE } from '../../src/wire/constants.ts';
 import { classify, typify, type ResponseClass } from '../../src/wire/classify.ts';
-import { bodyFor, type Reply } from '../../src/wire/message.ts';
+import { encodedLength, type Reply } from '../../src/wire/message.ts';
 import { canonicalName, isSubdomain } from '../../src/wire/names.ts';
 
 export const COMMON_FORMAT = '{remote}:{port} - {>id} "{type} {class} {name} {proto} {size} {>do} {>bufsize}" {rcode} {>rflags} {rsize} {duration}';
@@ -33,7 +33,7 @@ const fields: Record<string, Field> = {
   port: (request) => String(request.remotePort),
   size: (request) => String(request.query.packet.length),
   rcode: (_request, reply) => rcodeName(reply.rcode),
-  rsize: (request, reply) => String(replySize(request, reply)),
+  rsize: (request, reply) => String(encodedLength(request.query, reply)),
   duration: (_request, _reply, seconds) => formatSeconds(seconds),
   '>id': (request) => String(request.query.id),
   '>opcode': (request) => opcodeName(request.query.opcode),
@@ -41,12 +41,6 @@ const fields: Record<string, Field> = {
   '>bufsize': (request) => String(request.query.edns ? request.query.edns.udpSize : request.transport === 'tcp' ? TCP_MAX_SIZE : UDP_MIN_SIZE),
   '>rflags': (request, reply) => replyFlags(request, reply),
 };
-
-/** Length of the reply as encoded, before any truncation (LOG-2 {rsize}). */
-function replySize(request: Request, reply: Reply): number {
-  const { query } = request;
-  return query.questionEnd + bodyFor(reply, query.qname).bytes.length + (query.edns ? 11 : 0);
-}
 
 function replyFlags(request: Request, reply: Reply): string {
   const requestFlags = request.query.flags;

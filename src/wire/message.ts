@@ -177,6 +177,8 @@ class BodyWriter {
       case Type.NS:
       case Type.PTR:
         return this.name(data as string, true);
+      case 39: // DNAME (RFC 6672 §2.5): the target is never compressed
+        return this.name(data as string, false);
       case Type.SRV: {
         const srv = data as SrvData;
         this.u16(srv.priority);
@@ -234,6 +236,11 @@ export function bodyFor(reply: Reply, qname: string): EncodedBody {
 }
 
 const OPT_LENGTH = 11;
+
+/** Length of `reply` to `query` on the wire before any truncation (log {rsize}, response size metrics). */
+export function encodedLength(query: Query, reply: Reply): number {
+  return query.questionEnd + bodyFor(reply, query.qname).bytes.length + (query.edns ? OPT_LENGTH : 0);
+}
 
 /**
  * The reply to `query` on the wire, cut to `sizeLimit` bytes at a record

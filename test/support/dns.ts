@@ -8,6 +8,7 @@ import dnsPacket, { type DecodedPacket, type Packet } from 'dns-packet';
 import { planFromCorefile } from '../../src/config.ts';
 import { DnsServer, type ServerOptions } from '../../src/server.ts';
 import type { Next } from '../../src/plugin.ts';
+import { startPlugins, stopPlugins } from '../../src/lifecycle.ts';
 
 export interface RunningServer {
   server: DnsServer;
@@ -22,9 +23,17 @@ export interface RunningServer {
 export async function startServer(corefile: string, options: ServerOptions & { file?: string; chain?: Next } = {}): Promise<RunningServer> {
   const plan = planFromCorefile(corefile, options.file ?? 'Corefile', { dnsPort: 0 });
   if (options.chain) plan.blocks[0]!.chain = options.chain;
-  const server = new DnsServer(plan, options);
-  const listeners = await server.start();
-  return { server, port: listeners[0]!.port, stop: () => server.stop(100) };
+  const server = new DnsServer(options);
+  await startPlugins(plan);
+  const listeners = await server.serve(plan);
+  return {
+    server,
+    port: listeners[0]!.port,
+    stop: async () => {
+      await server.close(100);
+      await stopPlugins(plan);
+    },
+  };
 }
 
 export interface QueryOptions {

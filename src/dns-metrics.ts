@@ -1,0 +1,78 @@
+// Per-query DNS metrics (PROM-2/3), kept cheap: the labelled series a query
+// touches are looked up in nested maps of prebuilt children, so counting
+// builds no label objects or key strings per query.
+
+import type { Counter, Histogram } from 'prom-client';
+import {
+  dnsDoRequests, dnsRequestDuration, dnsRequestSize, dnsRequests, dnsResponseSize, dnsResponses, typeLabel,
+} from './metrics.ts';
+import { rcodeName, typeName } from './wire/constants.ts';
+
+export interface QueryObservation {
+  server: string;
+  zone: string;
+  transport: 'udp' | 'tcp';
+  family: 1 | 2;
+  qtype: number;
+  dnssecOk: boolean;
+  requestSize: number;
+  rcode: number;
+  responseSize: number;
+  seconds: number;
+}
+
+type CounterChild = ReturnType<Counter['labels']>;
+type HistogramChild = ReturnType<Histogram['labels']>;
+
+interface ZoneSeries {
+  /** Keyed by qtype, transport and family packed into one number. */
+  requests: Map<number, CounterChild>;
+  responses: Map<number, CounterChild>;
+  duration: HistogramChild;
+  doRequests: CounterChild | null;
+  requestSize: [HistogramChild | null, HistogramChild | null];
+  responseSize: [HistogramChild | null, HistogramChild | null];
+}
+
+const byServer = new Map<string, Map<string, ZoneSeries>>();
+
+function zoneSeries(server: string, zone: string): ZoneSeries {
+  let zones = byServer.get(server);
+  if (!zones) byServer.set(server, (zones = new Map()));
+  let series = zones.get(zone);
+  if (!series) {
+    series = {
+      requests: new Map(),
+      responses: new Map(),
+      duration: dnsRequestDuration.labels(server, zone, ''),
+      doRequests: null,
+      requestSize: [null, null],
+      responseSize: [null, null],
+    };
+    zones.set(zone, series);
+  }
+  return series;
+}
+
+export function observeQuery(observation: QueryObservation): void {
+  const { server, zone, transport } = observation;
+  const series = zoneSeries(server, zone);
+  const tcp = transport === 'tcp' ? 1 : 0;
+  const requestKey = observation.qtype * 4 + tcp * 2 + (observation.family - 1);
+  let requests = series.requests.get(requestKey);
+  if (!requests) {
+    requests = dnsRequests.labels(server, zone, '', transport, String(observation.family), typeLabel(typeName(observation.qtype)));
+    series.requests.set(requestKey, requests);
+  }
+  requests.inc();
+  if (observation.dnssecOk) (series.doRequests ??= dnsDoRequests.labels(server, zone, '')).inc();
+  (series.requestSize[tcp] ??= dnsRequestSize.labels(server, zone, '', transport)).observe(observation.requestSize);
+  let responses = series.responses.get(observation.rcode);
+  if (!responses) {
+    responses = dnsResponses.labels(server, zone, '', rcodeName(observation.rcode), '');
+    series.responses.set(observation.rcode, responses);
+  }
+  responses.inc();
+  series.duration.observe(observation.seconds);
+  (series.responseSize[tcp] ??= dnsResponseSize.labels(server, zone, '', transport)).observe(observation.responseSize);
+}
