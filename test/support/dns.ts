@@ -70,7 +70,7 @@ export function buildQuery(name: string, options: QueryOptions = {}): Buffer {
 }
 
 /** Sends raw bytes over UDP; resolves with the reply bytes, or null after the timeout. */
-export function sendUdp(port: number, message: Buffer, timeoutMs = 1000, host = '127.0.0.1'): Promise<Buffer | null> {
+export function sendUdp(port: number, message: Buffer, timeoutMs = 3000, host = '127.0.0.1'): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
     const socket = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
     const timer = setTimeout(() => {

@@ -1,0 +1,399 @@
+// The cluster index behind the kubernetes plugin: the ClusterStore a source
+// feeds, and the synchronous lookups answers are built from (KP-28).
+//
+// Memory per object is the point (users.md P3, STOCK-8): records are copied
+// into a compact form on the way in (only ready endpoints, only the fields
+// answers read, namespaces and port lists shared between objects), and the
+// indexes hold those records, never per-object closures or copies of strings.
+//
+//   services        namespace → name → ServiceRecord
+//   slices          namespace → slice name → IndexedSlice
+//   slicesBySvc     namespace → service name → slice(s) carrying that service-name label
+//   clusterIPs      cluster IP → service(s)             (PTR, K8S-22)
+//   endpointIPs     ready endpoint IP → slice(s)        (PTR K8S-21, NS K8S-31)
+//   namespaces      the namespaces that exist (and match namespace_labels)
+//   pods            IP → pod(s), namespace → name → pod (pods verified only, KP-9)
+//
+// Every mutation bumps `generation`, which answer memos are checked against,
+// so a change is visible to the next query (ARCHITECTURE: the kubernetes plugin).
+
+import type {
+  ClusterStore,
+  EndpointSliceRecord,
+  NamespaceRecord,
+  PodRecord,
+  ServicePort,
+  ServiceRecord,
+} from './model.ts';
+import { canonicalIP } from './reverse.ts';
+
+/**
+ * An EndpointSlice as the index keeps it: only its ready addresses (K8S-15),
+ * flattened, with the endpoint's hostname and pod name in parallel arrays
+ * (null when no endpoint has one), instead of an object and an array per
+ * endpoint.
+ */
+export interface IndexedSlice {
+  readonly namespace: string;
+  readonly name: string;
+  /** The kubernetes.io/service-name label. */
+  readonly serviceName: string;
+  /** Ready addresses, canonical (IPv4-mapped IPv6 as IPv4). */
+  readonly addresses: readonly string[];
+  /** hostnames[i] is the hostname of the endpoint holding addresses[i]. */
+  readonly hostnames: readonly (string | null)[] | null;
+  /** podNames[i] is the targetRef pod name of that endpoint (kept for endpoint_pod_names only). */
+  readonly podNames: readonly (string | null)[] | null;
+  readonly ports: readonly ServicePort[];
+}
+
+/** One record, or several when more than one object shares the key (rare). */
+type OneOrMore<T> = T | T[];
+
+const none: readonly never[] = Object.freeze([]);
+
+function addTo<T>(map: Map<string, OneOrMore<T>>, key: string, value: T): void {
+  const current = map.get(key);
+  if (current === undefined) {
+    map.set(key, value);
+  } else if (Array.isArray(current)) {
+    if (!current.includes(value)) current.push(value);
+  } else if (current !== value) {
+    map.set(key, [current, value]);
+  }
+}
+
+function removeFrom<T>(map: Map<string, OneOrMore<T>>, key: string, value: T): void {
+  const current = map.get(key);
+  if (current === undefined) return;
+  if (!Array.isArray(current)) {
+    if (current === value) map.delete(key);
+    return;
+  }
+  const index = current.indexOf(value);
+  if (index === -1) return;
+  current.splice(index, 1);
+  if (current.length === 1) map.set(key, current[0]!);
+  else if (current.length === 0) map.delete(key);
+}
+
+function listOf<T>(value: OneOrMore<T> | undefined): readonly T[] {
+  if (value === undefined) return none;
+  return Array.isArray(value) ? value : [value];
+}
+
+function nested<T>(map: Map<string, Map<string, T>>, outer: string): Map<string, T> {
+  let inner = map.get(outer);
+  if (inner === undefined) {
+    inner = new Map();
+    map.set(outer, inner);
+  }
+  return inner;
+}
+
+function deleteNested<T>(map: Map<string, Map<string, T>>, outer: string, inner: string): T | undefined {
+  const byName = map.get(outer);
+  if (byName === undefined) return undefined;
+  const value = byName.get(inner);
+  if (value === undefined) return undefined;
+  byName.delete(inner);
+  if (byName.size === 0) map.delete(outer);
+  return value;
+}
+
+export interface IndexOptions {
+  /** Keep endpoints' pod names (endpoint_pod_names, KP-10); dropped otherwise to save memory. */
+  keepPodNames?: boolean;
+  /** Clock for the SOA serial, in ms (tests). */
+  now?: () => number;
+}
+
+export interface IndexCounts {
+  services: number;
+  endpointSlices: number;
+  readyAddresses: number;
+  namespaces: number;
+  pods: number;
+}
+
+export class ClusterIndex implements ClusterStore {
+  /** Bumped by every mutation; answer memos compare against it. */
+  generation = 0;
+  /** The source has listed everything once (KP-24..26). */
+  synced = false;
+  /** Unix seconds of the last Service/EndpointSlice/Pod change: the SOA serial (K8S-30). */
+  serial: number;
+
+  private readonly services = new Map<string, Map<string, ServiceRecord>>();
+  private readonly slices = new Map<string, Map<string, IndexedSlice>>();
+  private readonly slicesBySvc = new Map<string, Map<string, OneOrMore<IndexedSlice>>>();
+  private readonly clusterIPs = new Map<string, OneOrMore<ServiceRecord>>();
+  private readonly endpointIPs = new Map<string, OneOrMore<IndexedSlice>>();
+  private readonly namespaceSet = new Set<string>();
+  private readonly podsByIP = new Map<string, OneOrMore<PodRecord>>();
+  private readonly podsByName = new Map<string, Map<string, PodRecord>>();
+  /** Shared instances: namespace names, and port lists (most Services have the same few). */
+  private readonly strings = new Map<string, string>();
+  private readonly portLists = new Map<string, readonly ServicePort[]>();
+  private syncWaiters: (() => void)[] = [];
+  private readonly keepPodNames: boolean;
+  private readonly now: () => number;
+
+  constructor(options: IndexOptions = {}) {
+    this.keepPodNames = options.keepPodNames ?? true;
+    this.now = options.now ?? Date.now;
+    this.serial = Math.floor(this.now() / 1000);
+  }
+
+  // ---- reads (synchronous map lookups) ----
+
+  service(namespace: string, name: string): ServiceRecord | undefined {
+    return this.services.get(namespace)?.get(name);
+  }
+
+  /** The slices labelled with this service name, in arrival order. */
+  slicesFor(namespace: string, service: string): readonly IndexedSlice[] {
+    return listOf(this.slicesBySvc.get(namespace)?.get(service));
+  }
+
+  hasNamespace(name: string): boolean {
+    return this.namespaceSet.has(name);
+  }
+
+  servicesByClusterIP(ip: string): readonly ServiceRecord[] {
+    return listOf(this.clusterIPs.get(ip));
+  }
+
+  /** Slices with a ready endpoint at `ip` (CoreDNS's EpIndexReverse). */
+  slicesByEndpointIP(ip: string): readonly IndexedSlice[] {
+    return listOf(this.endpointIPs.get(ip));
+  }
+
+  podsWithIP(ip: string): readonly PodRecord[] {
+    return listOf(this.podsByIP.get(ip));
+  }
+
+  /** Resolves when the source calls markSynced (at once if it has). */
+  whenSynced(callback: () => void): void {
+    if (this.synced) callback();
+    else this.syncWaiters.push(callback);
+  }
+
+  counts(): IndexCounts {
+    let services = 0;
+    let endpointSlices = 0;
+    let readyAddresses = 0;
+    let pods = 0;
+    for (const byName of this.services.values()) services += byName.size;
+    for (const byName of this.slices.values()) {
+      endpointSlices += byName.size;
+      for (const slice of byName.values()) readyAddresses += slice.addresses.length;
+    }
+    for (const byName of this.podsByName.values()) pods += byName.size;
+    return { services, endpointSlices, readyAddresses, namespaces: this.namespaceSet.size, pods };
+  }
+
+  // ---- ClusterStore ----
+
+  upsertService(service: ServiceRecord): void {
+    this.putService(service);
+    this.changed(true);
+  }
+
+  deleteService(namespace: string, name: string): void {
+    this.dropService(namespace, name);
+    this.changed(true);
+  }
+
+  upsertEndpointSlice(slice: EndpointSliceRecord): void {
+    this.putSlice(slice);
+    this.changed(true);
+  }
+
+  deleteEndpointSlice(namespace: string, name: string): void {
+    this.dropSlice(namespace, name);
+    this.changed(true);
+  }
+
+  upsertNamespace(namespace: NamespaceRecord): void {
+    this.namespaceSet.add(this.shared(namespace.name));
+    this.changed(false);
+  }
+
+  deleteNamespace(name: string): void {
+    this.namespaceSet.delete(name);
+    this.changed(false);
+  }
+
+  upsertPod(pod: PodRecord): void {
+    this.putPod(pod);
+    this.changed(true);
+  }
+
+  deletePod(namespace: string, name: string): void {
+    this.dropPod(namespace, name);
+    this.changed(true);
+  }
+
+  replaceAll(kind: 'Service', records: ServiceRecord[]): void;
+  replaceAll(kind: 'EndpointSlice', records: EndpointSliceRecord[]): void;
+  replaceAll(kind: 'Namespace', records: NamespaceRecord[]): void;
+  replaceAll(kind: 'Pod', records: PodRecord[]): void;
+  replaceAll(kind: 'Service' | 'EndpointSlice' | 'Namespace' | 'Pod', records: unknown[]): void {
+    switch (kind) {
+      case 'Service':
+        this.services.clear();
+        this.clusterIPs.clear();
+        for (const record of records as ServiceRecord[]) this.putService(record);
+        break;
+      case 'EndpointSlice':
+        this.slices.clear();
+        this.slicesBySvc.clear();
+        this.endpointIPs.clear();
+        for (const record of records as EndpointSliceRecord[]) this.putSlice(record);
+        break;
+      case 'Namespace':
+        this.namespaceSet.clear();
+        for (const record of records as NamespaceRecord[]) this.namespaceSet.add(this.shared(record.name));
+        break;
+      case 'Pod':
+        this.podsByIP.clear();
+        this.podsByName.clear();
+        for (const record of records as PodRecord[]) this.putPod(record);
+        break;
+    }
+    this.changed(kind !== 'Namespace');
+  }
+
+  markSynced(): void {
+    const first = !this.synced;
+    this.synced = true;
+    this.generation++;
+    if (first) {
+      const waiters = this.syncWaiters;
+      this.syncWaiters = [];
+      for (const waiter of waiters) waiter();
+    }
+  }
+
+  // ---- internals ----
+
+  private changed(touchesSerial: boolean): void {
+    this.generation++;
+    if (touchesSerial) this.serial = Math.floor(this.now() / 1000);
+  }
+
+  /** One instance per distinct string (namespace names repeat across thousands of objects). */
+  private shared(text: string): string {
+    const known = this.strings.get(text);
+    if (known !== undefined) return known;
+    this.strings.set(text, text);
+    return text;
+  }
+
+  private ports(ports: readonly ServicePort[]): readonly ServicePort[] {
+    if (ports.length === 0) return none;
+    let key = '';
+    for (const port of ports) key += `${port.name}/${port.protocol}/${port.port} `;
+    const known = this.portLists.get(key);
+    if (known !== undefined) return known;
+    const list = Object.freeze(ports.map((port) => Object.freeze({ name: port.name, protocol: port.protocol, port: port.port })));
+    this.portLists.set(key, list);
+    return list;
+  }
+
+  private putService(input: ServiceRecord): void {
+    const namespace = this.shared(input.namespace);
+    this.dropService(namespace, input.name);
+    const clusterIPs: string[] = [];
+    if (!input.headless && input.externalName === null) {
+      for (const ip of input.clusterIPs) {
+        const canonical = canonicalIP(ip);
+        if (canonical !== null && !clusterIPs.includes(canonical)) clusterIPs.push(canonical);
+      }
+    }
+    const service: ServiceRecord = {
+      namespace,
+      name: input.name,
+      clusterIPs: clusterIPs.length === 0 ? (none as unknown as string[]) : clusterIPs.slice(),
+      headless: input.headless,
+      externalName: input.externalName,
+      ports: this.ports(input.ports) as ServicePort[],
+    };
+    nested(this.services, namespace).set(service.name, service);
+    for (const ip of service.clusterIPs) addTo(this.clusterIPs, ip, service);
+  }
+
+  private dropService(namespace: string, name: string): void {
+    const old = deleteNested(this.services, namespace, name);
+    if (old) for (const ip of old.clusterIPs) removeFrom(this.clusterIPs, ip, old);
+  }
+
+  private putSlice(input: EndpointSliceRecord): void {
+    const namespace = this.shared(input.namespace);
+    this.dropSlice(namespace, input.name);
+    // Only ready endpoints are ever answered (K8S-15); the rest is not kept.
+    const addresses: string[] = [];
+    let hostnames: (string | null)[] | null = null;
+    let podNames: (string | null)[] | null = null;
+    for (const endpoint of input.endpoints) {
+      if (!endpoint.ready) continue;
+      const hostname = endpoint.hostname || null;
+      const podName = this.keepPodNames ? endpoint.podName || null : null;
+      for (const address of endpoint.addresses) {
+        const canonical = canonicalIP(address);
+        if (canonical === null) continue;
+        if (hostname !== null && hostnames === null) hostnames = addresses.map(() => null);
+        if (podName !== null && podNames === null) podNames = addresses.map(() => null);
+        addresses.push(canonical);
+        hostnames?.push(hostname);
+        podNames?.push(podName);
+      }
+    }
+    const service = this.service(namespace, input.serviceName);
+    const slice: IndexedSlice = {
+      namespace,
+      name: input.name,
+      // Share the Service's copy of the name when it is known.
+      serviceName: service ? service.name : input.serviceName,
+      // slice(): arrays grown by push carry spare capacity; the copies are exact.
+      addresses: addresses.length === 0 ? none : addresses.slice(),
+      hostnames: hostnames && hostnames.slice(),
+      podNames: podNames && podNames.slice(),
+      ports: this.ports(input.ports),
+    };
+    nested(this.slices, namespace).set(slice.name, slice);
+    addTo(nested(this.slicesBySvc, namespace), slice.serviceName, slice);
+    for (const ip of slice.addresses) addTo(this.endpointIPs, ip, slice);
+  }
+
+  private dropSlice(namespace: string, name: string): void {
+    const old = deleteNested(this.slices, namespace, name);
+    if (!old) return;
+    const group = this.slicesBySvc.get(namespace);
+    if (group) {
+      removeFrom(group, old.serviceName, old);
+      if (group.size === 0) this.slicesBySvc.delete(namespace);
+    }
+    for (const ip of old.addresses) removeFrom(this.endpointIPs, ip, old);
+  }
+
+  private putPod(input: PodRecord): void {
+    const namespace = this.shared(input.namespace);
+    this.dropPod(namespace, input.name);
+    // Pods are matched on the address text as the query spells it (K8S-27), so keep it as stored.
+    const pod: PodRecord = { namespace, name: input.name, ip: input.ip };
+    nested(this.podsByName, namespace).set(pod.name, pod);
+    if (pod.ip) addTo(this.podsByIP, pod.ip, pod);
+  }
+
+  private dropPod(namespace: string, name: string): void {
+    const old = deleteNested(this.podsByName, namespace, name);
+    if (old && old.ip) removeFrom(this.podsByIP, old.ip, old);
+  }
+}
+
+/** A fresh, empty store (the plugin creates one per server block). */
+export function createClusterIndex(options?: IndexOptions): ClusterIndex {
+  return new ClusterIndex(options);
+}
