@@ -143,23 +143,7 @@ export class DnsServer {
   }
 
   private async open(listener: ListenerPlan): Promise<ListenerRuntime> {
-    // UDP first: with port 0 (tests) the kernel picks a port and TCP takes the same one.
-    const { socket: udp, address } = await bindUdp(listener.address, listener.port);
-    const port = udp.address().port;
-    const tcp = net.createServer((connection) => this.serveTcp(runtime, connection));
-    tcp.maxConnections = this.options.tcpMaxConnections;
-    try {
-      await new Promise<void>((resolve, reject) => {
-        tcp.once('error', reject);
-        tcp.listen({ host: listener.address || address, port, ipv6Only: false }, () => {
-          tcp.off('error', reject);
-          resolve();
-        });
-      });
-    } catch (error) {
-      udp.close();
-      throw error;
-    }
+    const { udp, tcp, address, port } = await this.bindPair(listener);
     const runtime: ListenerRuntime = {
       plan: listener,
       reenter: (request) => {
@@ -172,6 +156,7 @@ export class DnsServer {
       tcp,
       bound: { label: listener.label, address, port },
     };
+    tcpOwners.set(tcp, runtime);
     udp.on('message', (packet, remote) => {
       const result = this.answer(runtime, packet, {
         transport: 'udp',
@@ -190,6 +175,33 @@ export class DnsServer {
     udp.on('error', (error) => serverLog.error(`udp ${listener.label}: ${error.message}`));
     tcp.on('error', (error) => serverLog.error(`tcp ${listener.label}: ${error.message}`));
     return runtime;
+  }
+
+  /**
+   * Binds UDP, then TCP on the same port. With port 0 (tests) the kernel
+   * picks the UDP port, which a TCP socket may already hold: then try another.
+   */
+  private async bindPair(listener: ListenerPlan): Promise<{ udp: dgram.Socket; tcp: net.Server; address: string; port: number }> {
+    for (let attempt = 1; ; attempt++) {
+      const { socket: udp, address } = await bindUdp(listener.address, listener.port);
+      const port = udp.address().port;
+      const tcp = net.createServer((connection) => this.serveTcp(runtimeOf(tcp), connection));
+      tcp.maxConnections = this.options.tcpMaxConnections;
+      try {
+        await new Promise<void>((resolve, reject) => {
+          tcp.once('error', reject);
+          tcp.listen({ host: listener.address || address, port, ipv6Only: false }, () => {
+            tcp.off('error', reject);
+            resolve();
+          });
+        });
+        return { udp, tcp, address, port };
+      } catch (error) {
+        udp.close();
+        const retry = listener.port === 0 && (error as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < 20;
+        if (!retry) throw error;
+      }
+    }
   }
 
   private serveTcp(runtime: ListenerRuntime, connection: net.Socket): void {
@@ -317,6 +329,12 @@ export class DnsServer {
 /** An IPv4 client on a dual-stack socket shows as ::ffff:a.b.c.d; logs and answers use a.b.c.d. */
 function unmapped(address: string): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+/** The listener a TCP server belongs to (set once the pair is bound). */
+const tcpOwners = new WeakMap<net.Server, ListenerRuntime>();
+function runtimeOf(tcp: net.Server): ListenerRuntime {
+  return tcpOwners.get(tcp)!;
 }
 
 /** Stops accepting; open TCP connections finish on their own (or at close's grace end). */
