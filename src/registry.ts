@@ -7,9 +7,12 @@
 
 import type { PluginDefinition } from './plugin.ts';
 import bind from '../plugins/bind/index.ts';
+import cache from '../plugins/cache/index.ts';
 import errors from '../plugins/errors/index.ts';
 import health from '../plugins/health/index.ts';
+import hosts from '../plugins/hosts/index.ts';
 import kubernetes from '../plugins/kubernetes/index.ts';
+import loadbalance from '../plugins/loadbalance/index.ts';
 import log from '../plugins/log/index.ts';
 import prometheus from '../plugins/prometheus/index.ts';
 import ready from '../plugins/ready/index.ts';
@@ -24,7 +27,9 @@ export const PLUGIN_ORDER: readonly string[] = [
   'auto', 'secondary', 'etcd', 'loop', 'forward', 'grpc', 'erratic', 'whoami', 'on', 'sign', 'view',
 ];
 
-const implemented: readonly PluginDefinition<any>[] = [bind, errors, health, kubernetes, log, prometheus, ready, reload, whoami];
+const implemented: readonly PluginDefinition<any>[] = [
+  bind, cache, errors, health, hosts, kubernetes, loadbalance, log, prometheus, ready, reload, whoami,
+];
 
 const byName = new Map(implemented.map((definition) => [definition.name, definition]));
 

@@ -1,0 +1,519 @@
+// The cache itself: lookup, store, TTL countdown, prefetch and serve_stale
+// (CACHE-3..13), with freshness checked against the block's authorities
+// (users.md P5).
+//
+// Hit path: zone check, one string key, one or two LRU lookups, a generation
+// check, and the entry's Reply for the current remaining TTL. Every record
+// of an entry carries the same TTL (CACHE-7 rewrites them all to the one
+// computed duration), so the Reply for a given remaining TTL is built once
+// and reused for every hit in that second: the same object comes back, and
+// the body the encoder memoised on it is reused too. Nothing is allocated
+// on a hit within a second except the key string.
+
+import { LRUCache } from 'lru-cache';
+import type { Logger } from '../../src/log.ts';
+import { whenReplied, type Authority, type BlockContext, type Next, type Request } from '../../src/plugin.ts';
+import { typify, type ResponseType } from '../../src/wire/classify.ts';
+import { Flag, Opcode, Rcode, Type } from '../../src/wire/constants.ts';
+import { ReplyFlag, ServerReply, type Reply, type ResourceRecord } from '../../src/wire/message.ts';
+import { isSubdomain } from '../../src/wire/names.ts';
+import type { Query } from '../../src/wire/query.ts';
+import type { Bucket, CacheConfig } from './config.ts';
+import { CacheStats, registerStatsSource, unregisterStatsSource, type StatsSource } from './metrics.ts';
+
+/** Milliseconds since the epoch; replaceable so tests can move time (setCacheClock). */
+let clock: () => number = Date.now;
+
+/** Test hook: replaces the cache's clock; null restores Date.now. */
+export function setCacheClock(now: (() => number) | null): void {
+  clock = now ?? Date.now;
+}
+
+/** The floor MinimalTTL uses for replies without records, and the cap on record TTLs (CoreDNS dnsutil). */
+const MINIMAL_DEFAULT_TTL = 5;
+const MAXIMUM_DEFAULT_TTL = 3600;
+
+const noAuthorities: readonly Authority[] = Object.freeze([]);
+
+/** Passed to LRUCache.get so it does not allocate its default options object per lookup (it writes `status` into it). */
+const getOptions: LRUCache.GetOptions<string, Entry, unknown> = {};
+
+export interface Entry {
+  readonly key: string;
+  /** Which LRU holds it. */
+  readonly denial: boolean;
+  /** A SERVFAIL/NOTIMP entry: gives way to a valid positive one (CACHE-13). */
+  readonly serverError: boolean;
+  readonly rcode: number;
+  /** RA and AD as the reply that filled the entry had them. */
+  readonly flags: number;
+  /** Records with their TTL set to `ttl`. */
+  readonly answer: readonly ResourceRecord[];
+  readonly authority: readonly ResourceRecord[];
+  readonly additional: readonly ResourceRecord[];
+  /** The computed duration in seconds (CoreDNS's origTTL). */
+  readonly ttl: number;
+  readonly storedAt: number;
+  readonly expiresAt: number;
+  /** Authorities covering the name, and the sum of their generations at store time. */
+  readonly authorities: readonly Authority[];
+  readonly generation: number;
+  /** The hit replies for remaining TTL `memoTtl`: without and with the stored AD bit. */
+  memoTtl: number;
+  memoPlain: Reply | null;
+  memoAd: Reply | null;
+  memoSections: Sections | null;
+  /** Prefetch popularity (CoreDNS's freq): hits with no gap of the prefetch window. */
+  hits: number;
+  lastHit: number;
+  refreshing: boolean;
+}
+
+interface Sections {
+  answer: readonly ResourceRecord[];
+  authority: readonly ResourceRecord[];
+  additional: readonly ResourceRecord[];
+}
+
+/**
+ * CACHE-4: lowercased qname, qtype, qclass, DO and CD. The qname always ends
+ * in '.', so the number appended after it cannot run into it.
+ */
+export function cacheKey(query: Query): string {
+  const bits = (query.edns?.dnssecOk ? 1 : 0) | (query.flags & Flag.CD ? 2 : 0);
+  return query.qname + ((query.qtype * 4 + bits) * 65536 + query.qclass);
+}
+
+/** typify, plus NOTIMP counted as a server error as CoreDNS's cache does (CACHE-3). */
+export function responseType(reply: Reply): ResponseType {
+  if (reply.rcode === Rcode.NOTIMP) return 'ServerError';
+  return typify(reply);
+}
+
+/**
+ * Errors the server writes itself never pass through CoreDNS's cache writer
+ * (CACHE-5). Here they are the shared ServerReply objects and replies that
+ * carry the chain's error (no next plugin, forward timeouts).
+ */
+export function isServerWritten(reply: Reply): boolean {
+  return reply.error !== undefined || reply === ServerReply.SERVFAIL || reply === ServerReply.REFUSED;
+}
+
+function hasSoa(records: readonly ResourceRecord[]): boolean {
+  for (const record of records) if (record.type === Type.SOA) return true;
+  return false;
+}
+
+/** CACHE-5: whether a reply of this type may be stored at all. */
+export function storable(type: ResponseType, reply: Reply, qtype: number): boolean {
+  if (reply.flags & Flag.TC) return false;
+  switch (type) {
+    case 'OtherError':
+      return false;
+    case 'NameError':
+      return reply.answer.length === 0;
+    case 'NoError':
+      if (reply.answer.length === 0 || qtype === Type.CNAME || qtype === Type.ANY) return true;
+      for (const record of reply.answer) if (record.type === qtype) return true;
+      // A CNAME chain that never reaches the asked type, without an SOA.
+      return hasSoa(reply.authority);
+    default:
+      return true;
+  }
+}
+
+/** CoreDNS's dnsutil.MinimalTTL, in seconds. */
+export function minimalTtl(type: ResponseType, reply: Reply): number {
+  if (type !== 'NoError' && type !== 'NameError' && type !== 'NoData') return MINIMAL_DEFAULT_TTL;
+  let min = MAXIMUM_DEFAULT_TTL;
+  let records = 0;
+  for (const section of [reply.answer, reply.authority, reply.additional]) {
+    for (const record of section) {
+      if (record.type === Type.OPT) continue;
+      records++;
+      if (record.ttl < min) min = record.ttl;
+    }
+  }
+  return records === 0 ? MINIMAL_DEFAULT_TTL : min;
+}
+
+function clamp(ttl: number, bucket: Bucket): number {
+  let value = ttl < bucket.minTtl ? bucket.minTtl : ttl;
+  if (value > bucket.maxTtl) value = bucket.maxTtl;
+  return value;
+}
+
+/** The records with every TTL set to `ttl` and OPT left out; the same array when nothing changes. */
+function withTtl(records: readonly ResourceRecord[], ttl: number): readonly ResourceRecord[] {
+  let changed = false;
+  for (const record of records) {
+    if (record.ttl !== ttl || record.type === Type.OPT) {
+      changed = true;
+      break;
+    }
+  }
+  if (!changed) return records;
+  const out: ResourceRecord[] = [];
+  for (const record of records) {
+    if (record.type === Type.OPT) continue;
+    out.push(record.ttl === ttl ? record : { name: record.name, type: record.type, class: record.class, ttl, data: record.data });
+  }
+  return out;
+}
+
+export class Cache implements StatsSource {
+  readonly config: CacheConfig;
+  private readonly block: BlockContext;
+  private readonly log: Logger;
+  private readonly success: LRUCache<string, Entry>;
+  private readonly denial: LRUCache<string, Entry>;
+  private readonly stats = new Map<string, CacheStats>();
+  private lastStats: CacheStats | null = null;
+  /** Whose request a store is for, so evictions are counted under its server label. */
+  private storing: CacheStats | null = null;
+  /** Misses waiting on I/O, by key: identical misses share one upstream query. */
+  private readonly inflight = new Map<string, Promise<Reply>>();
+  private readonly zoneIsRoot: boolean;
+  private stopped = false;
+
+  constructor(config: CacheConfig, block: BlockContext, log: Logger) {
+    this.config = config;
+    this.block = block;
+    this.log = log;
+    this.zoneIsRoot = config.zones.includes('.');
+    this.success = new LRUCache<string, Entry>({
+      max: config.success.capacity,
+      dispose: (_entry, _key, reason) => {
+        if (reason === 'evict' && this.storing) this.storing.evictionsSuccess++;
+      },
+    });
+    this.denial = new LRUCache<string, Entry>({
+      max: config.denial.capacity,
+      dispose: (_entry, _key, reason) => {
+        if (reason === 'evict' && this.storing) this.storing.evictionsDenial++;
+      },
+    });
+  }
+
+  start(): void {
+    this.stopped = false;
+    registerStatsSource(this);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    unregisterStatsSource(this);
+    this.success.clear();
+    this.denial.clear();
+  }
+
+  flushStats(): void {
+    for (const stats of this.stats.values()) stats.flush(this.success.size, this.denial.size);
+  }
+
+  /** Entry counts, for tests and the entries gauge. */
+  get sizes(): { success: number; denial: number } {
+    return { success: this.success.size, denial: this.denial.size };
+  }
+
+  private statsFor(server: string): CacheStats {
+    const last = this.lastStats;
+    if (last !== null && last.server === server) return last;
+    let stats = this.stats.get(server);
+    if (stats === undefined) {
+      stats = new CacheStats(server, this.config.zonesLabel);
+      this.stats.set(server, stats);
+      // Also covers instances used without start(); a stopped one (queries finishing during shutdown) stays out.
+      if (!this.stopped) registerStatsSource(this);
+    }
+    this.lastStats = stats;
+    return stats;
+  }
+
+  private covers(qname: string): boolean {
+    if (this.zoneIsRoot) return true;
+    for (const zone of this.config.zones) if (isSubdomain(qname, zone)) return true;
+    return false;
+  }
+
+  serve(request: Request, next: Next): Reply | Promise<Reply> {
+    const query = request.query;
+    // NOTIFY/UPDATE and zone transfers are never cached (CACHE-5).
+    if (query.opcode !== Opcode.QUERY || query.qtype === Type.AXFR || query.qtype === Type.IXFR) return next(request);
+    if (!this.covers(query.qname)) return next(request);
+
+    const stats = this.statsFor(request.server);
+    stats.requests++;
+    const key = cacheKey(query);
+    const now = clock();
+    const entry = this.lookup(key, now);
+    if (entry === undefined) {
+      stats.misses++;
+      return this.miss(request, next, key, stats);
+    }
+    if (entry.denial) stats.hitsDenial++;
+    else stats.hitsSuccess++;
+
+    let ttl = entry.ttl - Math.floor((now - entry.storedAt) / 1000);
+    if (ttl <= 0) {
+      // CACHE-12: only lookup() lets an expired entry through, and only within serve_stale.
+      if (this.config.verifyStale) return this.verifyStale(request, next, key, entry, stats);
+      stats.servedStale++;
+      this.refresh(request, next, key, entry, stats, false);
+      ttl = 0;
+    } else {
+      if (this.config.prefetchAmount > 0 && this.shouldPrefetch(entry, ttl, now)) {
+        stats.prefetches++;
+        this.refresh(request, next, key, entry, stats, true);
+      }
+      if (this.config.keepTtl) ttl = entry.ttl;
+    }
+    const withAd = query.edns?.dnssecOk === true || (query.flags & Flag.AD) !== 0;
+    return hitReply(entry, ttl, withAd);
+  }
+
+  /**
+   * CACHE-13: denial first, then success. An entry is usable while its TTL
+   * runs, or within serve_stale after that, and only while no authority
+   * covering its name has changed since it was stored.
+   */
+  private lookup(key: string, now: number): Entry | undefined {
+    const denied = this.denial.get(key, getOptions);
+    if (denied !== undefined && this.usable(denied, now, this.denial)) {
+      if (!denied.serverError) return denied;
+      // A cached SERVFAIL gives way to a positive entry that is still valid.
+      const positive = this.success.get(key, getOptions);
+      if (positive !== undefined && positive.expiresAt > now && this.usable(positive, now, this.success)) return positive;
+      return denied;
+    }
+    const positive = this.success.get(key, getOptions);
+    if (positive !== undefined && this.usable(positive, now, this.success)) return positive;
+    return undefined;
+  }
+
+  private usable(entry: Entry, now: number, store: LRUCache<string, Entry>): boolean {
+    if (entry.authorities.length > 0 && generationOf(entry.authorities) !== entry.generation) {
+      // The data behind the answer changed: never serve it again, not even stale.
+      store.delete(entry.key);
+      return false;
+    }
+    if (now < entry.expiresAt) return true;
+    if (now - entry.expiresAt < this.config.staleMs) return true;
+    store.delete(entry.key);
+    return false;
+  }
+
+  /** CACHE-11, CoreDNS's freq.Update then the threshold test. */
+  private shouldPrefetch(entry: Entry, ttl: number, now: number): boolean {
+    if (entry.lastHit < now - this.config.prefetchWindowMs) entry.hits = 1;
+    else entry.hits++;
+    entry.lastHit = now;
+    if (entry.refreshing || entry.hits < this.config.prefetchAmount) return false;
+    return ttl <= Math.ceil((this.config.prefetchPercentage / 100) * entry.ttl);
+  }
+
+  private miss(request: Request, next: Next, key: string, stats: CacheStats): Reply | Promise<Reply> {
+    const pending = this.inflight.get(key);
+    if (pending !== undefined) return pending.then((reply) => this.written(request, reply, key, stats, false));
+    const result = next(request);
+    if (!(result instanceof Promise)) return this.written(request, result, key, stats, true);
+    this.inflight.set(key, result);
+    const done = () => {
+      if (this.inflight.get(key) === result) this.inflight.delete(key);
+    };
+    result.then(done, done);
+    return result.then((reply) => this.written(request, reply, key, stats, true));
+  }
+
+  /**
+   * What CoreDNS's cache ResponseWriter does with a reply on its way to the
+   * client: classify, compute the duration, store it (when allowed), and
+   * rewrite every TTL to the duration (CACHE-5..7). Returns what the client
+   * gets; `inherit` is the entry a background refresh replaces (CACHE-11).
+   */
+  private written(request: Request, reply: Reply, key: string, stats: CacheStats, store: boolean, inherit?: Entry): Reply {
+    if (isServerWritten(reply)) return reply;
+    const query = request.query;
+    const type = responseType(reply);
+    const duration = this.duration(type, reply);
+    const withAd = query.edns?.dnssecOk === true || (query.flags & Flag.AD) !== 0;
+    const answer = withTtl(reply.answer, duration);
+    const authority = withTtl(reply.authority, duration);
+    const additional = withTtl(reply.additional, duration);
+    if (store && duration > 0 && storable(type, reply, query.qtype)) {
+      this.store(query.qname, key, type, reply, { answer, authority, additional }, duration, stats, inherit);
+    }
+    const flags = withAd ? reply.flags : reply.flags & ~Flag.AD;
+    if (answer === reply.answer && authority === reply.authority && additional === reply.additional && flags === reply.flags) return reply;
+    const out: Reply = { rcode: reply.rcode, flags, answer, authority, additional };
+    if (reply.error) out.error = reply.error;
+    return out;
+  }
+
+  /** CACHE-6, in whole seconds. */
+  private duration(type: ResponseType, reply: Reply): number {
+    switch (type) {
+      case 'NameError':
+      case 'NoData':
+        return clamp(minimalTtl(type, reply), this.config.denial);
+      case 'ServerError':
+        return this.config.servfailTtl;
+      default:
+        return clamp(minimalTtl(type, reply), this.config.success);
+    }
+  }
+
+  private store(qname: string, key: string, type: ResponseType, reply: Reply, sections: Sections, duration: number, stats: CacheStats, inherit?: Entry): void {
+    const denial = type === 'NameError' || type === 'NoData' || type === 'ServerError';
+    if (disabledFor(qname, denial ? this.config.disableDenial : this.config.disableSuccess)) return;
+    const now = clock();
+    const authorities = this.authoritiesFor(qname);
+    const entry: Entry = {
+      key,
+      denial,
+      serverError: type === 'ServerError',
+      rcode: reply.rcode,
+      flags: reply.flags & (Flag.RA | Flag.AD),
+      answer: sections.answer,
+      authority: sections.authority,
+      additional: sections.additional,
+      ttl: duration,
+      storedAt: now,
+      expiresAt: now + duration * 1000,
+      authorities,
+      generation: authorities.length > 0 ? generationOf(authorities) : 0,
+      memoTtl: -1,
+      memoPlain: null,
+      memoAd: null,
+      memoSections: null,
+      hits: inherit ? inherit.hits : 0,
+      lastHit: now,
+      refreshing: false,
+    };
+    this.storing = stats;
+    try {
+      if (denial) {
+        this.denial.set(key, entry);
+        // A fresh negative answer replaces a positive one; a SERVFAIL does not (CACHE-13).
+        if (!entry.serverError) this.success.delete(key);
+      } else {
+        this.success.set(key, entry);
+        // Otherwise an older denial entry, checked first, would shadow it.
+        this.denial.delete(key);
+      }
+    } finally {
+      this.storing = null;
+    }
+  }
+
+  /** The block's authorities whose zones cover `qname` (read at store time: they register after the cache is created). */
+  private authoritiesFor(qname: string): readonly Authority[] {
+    let found: Authority[] | null = null;
+    for (const authority of this.block.authorities) {
+      if (authority.zones.some((zone) => isSubdomain(qname, zone))) (found ??= []).push(authority);
+    }
+    return found ?? noAuthorities;
+  }
+
+  /**
+   * A background query for `key` whose answer replaces the entry: prefetch
+   * (CACHE-11) and serve_stale's immediate mode (CACHE-12). The client's
+   * reply does not wait for it; one runs per entry at a time.
+   */
+  private refresh(request: Request, next: Next, key: string, entry: Entry, stats: CacheStats, prefetch: boolean): void {
+    if (entry.refreshing) return;
+    entry.refreshing = true;
+    setImmediate(() => {
+      const finish = (reply: Reply | null) => {
+        entry.refreshing = false;
+        if (reply === null) return;
+        this.written(request, reply, key, stats, true, prefetch ? entry : undefined);
+      };
+      const failed = (error: unknown) => {
+        entry.refreshing = false;
+        this.log.debug(`refresh of ${request.query.qname} failed: ${error instanceof Error ? error.message : String(error)}`);
+      };
+      try {
+        const result = whenReplied(next(request), finish);
+        if (result instanceof Promise) result.catch(failed);
+      } catch (error) {
+        failed(error);
+      }
+    });
+  }
+
+  /**
+   * serve_stale verify (CACHE-12): ask first; a NOERROR or NXDOMAIN answer
+   * replaces the entry and goes to the client, anything else (or a failure)
+   * serves the stale entry with TTL 0.
+   */
+  private verifyStale(request: Request, next: Next, key: string, entry: Entry, stats: CacheStats): Reply | Promise<Reply> {
+    const withAd = request.query.edns?.dnssecOk === true || (request.query.flags & Flag.AD) !== 0;
+    const stale = (): Reply => {
+      stats.servedStale++;
+      return hitReply(entry, 0, withAd);
+    };
+    const decide = (reply: Reply): Reply => {
+      if (!isServerWritten(reply) && (reply.rcode === Rcode.NOERROR || reply.rcode === Rcode.NXDOMAIN)) {
+        return this.written(request, reply, key, stats, true);
+      }
+      return stale();
+    };
+    let result: Reply | Promise<Reply>;
+    try {
+      result = next(request);
+    } catch {
+      return stale();
+    }
+    if (result instanceof Promise) return result.then(decide, stale);
+    return decide(result);
+  }
+}
+
+function disabledFor(qname: string, zones: readonly string[]): boolean {
+  for (const zone of zones) if (isSubdomain(qname, zone)) return true;
+  return false;
+}
+
+function generationOf(authorities: readonly Authority[]): number {
+  let sum = 0;
+  for (const authority of authorities) sum += authority.generation();
+  return sum;
+}
+
+function recordsAt(records: readonly ResourceRecord[], ttl: number, stored: number): readonly ResourceRecord[] {
+  if (ttl === stored) return records;
+  return records.map((record) => ({ name: record.name, type: record.type, class: record.class, ttl, data: record.data }));
+}
+
+/**
+ * CACHE-8/10: the reply for a hit with `ttl` seconds left. AA always set,
+ * RA and RCODE as stored, AD only when the request had DO or AD. Built once
+ * per entry, remaining TTL and AD choice; the encoder's memo rides on it.
+ */
+function hitReply(entry: Entry, ttl: number, withAd: boolean): Reply {
+  if (entry.memoTtl !== ttl) {
+    entry.memoTtl = ttl;
+    entry.memoPlain = null;
+    entry.memoAd = null;
+    entry.memoSections = null;
+  }
+  const ad = withAd && (entry.flags & Flag.AD) !== 0;
+  const memo = ad ? entry.memoAd : entry.memoPlain;
+  if (memo !== null) return memo;
+  const sections = (entry.memoSections ??= {
+    answer: recordsAt(entry.answer, ttl, entry.ttl),
+    authority: recordsAt(entry.authority, ttl, entry.ttl),
+    additional: recordsAt(entry.additional, ttl, entry.ttl),
+  });
+  const reply: Reply = {
+    rcode: entry.rcode,
+    flags: ReplyFlag.AA | (entry.flags & Flag.RA) | (ad ? Flag.AD : 0),
+    answer: sections.answer,
+    authority: sections.authority,
+    additional: sections.additional,
+  };
+  if (ad) entry.memoAd = reply;
+  else entry.memoPlain = reply;
+  return reply;
+}
