@@ -9,11 +9,13 @@ import type { PluginDefinition } from './plugin.ts';
 import bind from '../plugins/bind/index.ts';
 import cache from '../plugins/cache/index.ts';
 import errors from '../plugins/errors/index.ts';
+import forward from '../plugins/forward/index.ts';
 import health from '../plugins/health/index.ts';
 import hosts from '../plugins/hosts/index.ts';
 import kubernetes from '../plugins/kubernetes/index.ts';
 import loadbalance from '../plugins/loadbalance/index.ts';
 import log from '../plugins/log/index.ts';
+import loop from '../plugins/loop/index.ts';
 import prometheus from '../plugins/prometheus/index.ts';
 import ready from '../plugins/ready/index.ts';
 import reload from '../plugins/reload/index.ts';
@@ -28,7 +30,7 @@ export const PLUGIN_ORDER: readonly string[] = [
 ];
 
 const implemented: readonly PluginDefinition<any>[] = [
-  bind, cache, errors, health, hosts, kubernetes, loadbalance, log, prometheus, ready, reload, whoami,
+  bind, cache, errors, forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, whoami,
 ];
 
 const byName = new Map(implemented.map((definition) => [definition.name, definition]));

@@ -66,6 +66,10 @@ interface ListenerRuntime {
   udp: dgram.Socket;
   tcp: net.Server;
   bound: BoundListener;
+  /** False once closing began: new queries are ignored, answers to accepted ones still go out. */
+  accepting: boolean;
+  /** True once the sockets are closed: anything later is dropped. */
+  closed: boolean;
 }
 
 /** Listeners are identified by address and port; a reload keeps the sockets of those it still has. */
@@ -96,7 +100,7 @@ export class DnsServer {
         if (!this.runtimes.has(listenerKey(listener))) opened.push(await this.open(listener));
       }
     } catch (error) {
-      await Promise.all(opened.map((runtime) => closeRuntime(runtime)));
+      await Promise.all(opened.map((runtime) => closeSockets(runtime)));
       throw error;
     }
     const kept = new Set<string>();
@@ -110,7 +114,9 @@ export class DnsServer {
     for (const [key, runtime] of this.runtimes) {
       if (kept.has(key)) continue;
       this.runtimes.delete(key);
-      await closeRuntime(runtime);
+      // A listener the new plan dropped: answers already on their way may still go out.
+      stopAccepting(runtime);
+      setTimeout(() => void closeSockets(runtime), 5_000).unref();
     }
     // Plugins that query the server itself (loop) learn where each block is served.
     for (const block of plan.blocks) {
@@ -125,21 +131,29 @@ export class DnsServer {
     return [...this.runtimes.values()].map((runtime) => runtime.bound);
   }
 
-  /** Closes every listener and lets queries already accepted finish, up to graceMs (WIRE-20). */
+  /**
+   * Stops taking queries, lets the ones already accepted be answered (up to
+   * graceMs, WIRE-20), then closes the sockets.
+   */
   async close(graceMs = 5_000): Promise<void> {
     const runtimes = [...this.runtimes.values()];
     this.runtimes.clear();
-    await Promise.all(runtimes.map((runtime) => closeRuntime(runtime)));
-    if (this.inFlight > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, graceMs);
-        this.idle = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
+    for (const runtime of runtimes) stopAccepting(runtime);
+    await this.drained(graceMs);
+    await Promise.all(runtimes.map((runtime) => closeSockets(runtime)));
     for (const connection of this.tcpConnections) connection.destroy();
+  }
+
+  private drained(graceMs: number): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, graceMs);
+      this.idle = () => {
+        clearTimeout(timer);
+        this.idle = null;
+        resolve();
+      };
+    });
   }
 
   private async open(listener: ListenerPlan): Promise<ListenerRuntime> {
@@ -155,9 +169,12 @@ export class DnsServer {
       udp,
       tcp,
       bound: { label: listener.label, address, port },
+      accepting: true,
+      closed: false,
     };
     tcpOwners.set(tcp, runtime);
     udp.on('message', (packet, remote) => {
+      if (!runtime.accepting) return;
       const result = this.answer(runtime, packet, {
         transport: 'udp',
         remoteAddress: unmapped(remote.address),
@@ -167,7 +184,12 @@ export class DnsServer {
       });
       if (result === null) return;
       if (result instanceof Promise) {
-        result.then((reply) => reply && udp.send(reply, remote.port, remote.address, ignoreSendError));
+        this.deliver(result, (reply) => {
+          // After the grace time the socket may be closed; the answer is then dropped.
+          if (!reply || runtime.closed) return;
+          // Counted done only once the kernel has it: closing the socket cancels pending sends.
+          return new Promise<void>((resolve) => udp.send(reply, remote.port, remote.address, () => resolve()));
+        });
       } else {
         udp.send(result, remote.port, remote.address, ignoreSendError);
       }
@@ -220,16 +242,17 @@ export class DnsServer {
     };
     let pending: Buffer = Buffer.alloc(0);
     let unanswered = 0;
-    const write = (reply: Answer) => {
+    const write = (reply: Answer): Promise<void> | void => {
       unanswered--;
       if (connection.isPaused() && unanswered < this.options.tcpMaxPendingPerConnection) connection.resume();
       if (reply === null || connection.destroyed) return;
       const framed = Buffer.allocUnsafe(reply.length + 2);
       framed.writeUInt16BE(reply.length, 0);
       reply.copy(framed, 2);
-      connection.write(framed);
+      return new Promise<void>((resolve) => connection.write(framed, () => resolve()));
     };
     connection.on('data', (chunk: Buffer) => {
+      if (!runtime.accepting) return;
       connection.setTimeout(this.options.tcpIdleTimeoutMs);
       pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
       // WIRE-16: a length and its message may arrive in any number of segments.
@@ -241,7 +264,7 @@ export class DnsServer {
         unanswered++;
         // RFC 7766 §6.2.1.1: pipelined queries are answered as each completes.
         const result = this.answer(runtime, message, peer);
-        if (result instanceof Promise) result.then(write);
+        if (result instanceof Promise) this.deliver(result, write);
         else write(result);
       }
       if (unanswered >= this.options.tcpMaxPendingPerConnection) connection.pause();
@@ -298,7 +321,16 @@ export class DnsServer {
     return result.then(
       (reply) => encodeReply(query, reply, sizeLimit),
       (error: unknown) => this.panicked(error, query, sizeLimit),
-    ).finally(() => {
+    );
+  }
+
+  /**
+   * Sends an answer that waited on I/O, then counts the query done: a
+   * shutdown waiting for in-flight queries (WIRE-20) closes the sockets only
+   * after the answer went out.
+   */
+  private deliver(result: Promise<Answer>, send: (reply: Answer) => Promise<void> | void): void {
+    result.then(send).finally(() => {
       if (--this.inFlight === 0 && this.idle) this.idle();
     });
   }
@@ -337,9 +369,17 @@ function runtimeOf(tcp: net.Server): ListenerRuntime {
   return tcpOwners.get(tcp)!;
 }
 
-/** Stops accepting; open TCP connections finish on their own (or at close's grace end). */
-function closeRuntime(runtime: ListenerRuntime): Promise<void> {
-  runtime.tcp.close();
+/** New datagrams are ignored and the TCP side takes no new connections. */
+function stopAccepting(runtime: ListenerRuntime): void {
+  runtime.accepting = false;
+  if (runtime.tcp.listening) runtime.tcp.close();
+}
+
+function closeSockets(runtime: ListenerRuntime): Promise<void> {
+  if (runtime.closed) return Promise.resolve();
+  runtime.accepting = false;
+  runtime.closed = true;
+  if (runtime.tcp.listening) runtime.tcp.close();
   return new Promise<void>((resolve) => runtime.udp.close(() => resolve()));
 }
 

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { planFromCorefile } from '../src/config.ts';
 import { startPlugins, stopPlugins } from '../src/lifecycle.ts';
-import { queryUdp } from './support/dns.ts';
+import { buildQuery, decodeReply, queryUdp, sendUdp } from './support/dns.ts';
+import { TestUpstream } from './support/upstreams.ts';
 import { freePort, startCli, type Started } from './support/process.ts';
 
 const children: Started[] = [];
@@ -70,6 +71,31 @@ describe('health (HEALTH-1..4)', () => {
     expect(result.code).toBe(0);
     expect(Date.now() - stoppedAt).toBeGreaterThanOrEqual(1000);
     expect(result.stdout).toContain('[INFO] SIGTERM: Shutting down');
+  });
+});
+
+describe('shutdown with queries in flight (WIRE-20)', () => {
+  it('SIGTERM while a forwarded query waits on a slow upstream: the query is still answered, new ones are not, exit 0', async () => {
+    const upstream = await TestUpstream.start({ mode: { kind: 'slow', delayMs: 1500 } });
+    try {
+      const dns = await freePort();
+      const server = start(['-conf', 'stdin', '-quiet']);
+      server.child.stdin!.end(`.:${dns} {\n forward . ${upstream.hostPort}\n}\n`);
+      await until(() => sendUdp(dns, buildQuery('warm.example'), 2500));
+      const inFlight = sendUdp(dns, buildQuery('slow.example'), 3000);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      server.child.kill('SIGTERM');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(await sendUdp(dns, buildQuery('late.example'), 500)).toBeNull();
+      const reply = await inFlight;
+      expect(reply).not.toBeNull();
+      expect(decodeReply(reply!).rcode).toBe('NXDOMAIN');
+      const result = await server.exited;
+      expect(result.code).toBe(0);
+      expect(result.stderr).toBe('');
+    } finally {
+      await upstream.stop();
+    }
   });
 });
 
