@@ -1,0 +1,104 @@
+// The Corefiles real clusters ship run unchanged and answer (STOCK-1..5).
+// Only ports are substituted (and made explicit for health/ready/prometheus,
+// so tests can run side by side), the kubernetes block is pointed at the
+// test API server, and template variables get test values.
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestApiServer } from './support/apiserver.ts';
+import { queryTcp, queryUdp } from './support/dns.ts';
+import { freePort, startCli, type Started } from './support/process.ts';
+import { TestUpstream } from './support/upstreams.ts';
+
+const fixtures = fileURLToPath(new URL('./corefile/fixtures/', import.meta.url));
+
+let api: TestApiServer;
+let stub: TestUpstream;
+beforeAll(async () => {
+  api = await TestApiServer.start();
+  api.add({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default' } });
+  api.add({
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'kubernetes', namespace: 'default' },
+    spec: { clusterIP: '10.96.0.1', clusterIPs: ['10.96.0.1'], ports: [{ name: 'https', port: 443, protocol: 'TCP' }] },
+  });
+  stub = await TestUpstream.start({ records: { 'www.acme.local A': [{ name: 'www.acme.local', type: 'A', ttl: 60, data: '192.0.2.7' }] } });
+});
+afterAll(async () => {
+  await api.stop();
+  await stub.stop();
+});
+
+interface Ports {
+  dns: number;
+  health: number;
+  ready: number;
+  metrics: number;
+}
+
+/** The substitutions the header describes; everything else stays as shipped. */
+function adapt(corefile: string, ports: Ports): string {
+  return corefile
+    .replaceAll(':53 {', `:${ports.dns} {`)
+    .replace(/^(\s*)health(\s*\{|\s*$)/m, `$1health 127.0.0.1:${ports.health}$2`)
+    .replace(/^(\s*)ready\s*$/m, `$1ready 127.0.0.1:${ports.ready}`)
+    .replace('prometheus :9153', `prometheus 127.0.0.1:${ports.metrics}`)
+    .replace(/(kubernetes cluster\.local in-addr\.arpa ip6\.arpa \{\n)/, `$1      endpoint ${api.url}\n`)
+    .replace('forward . 1.2.3.4', `forward . ${stub.hostPort}`);
+}
+
+async function run(fixture: string): Promise<{ server: Started; ports: Ports }> {
+  const ports = { dns: await freePort(), health: await freePort(), ready: await freePort(), metrics: await freePort() };
+  const server = startCli(['-conf', 'stdin']);
+  server.child.stdin!.end(adapt(readFileSync(join(fixtures, fixture), 'utf8'), ports));
+  await server.waitForOutput(/clusterdns-\d/, 15_000);
+  return { server, ports };
+}
+
+async function stop(server: Started): Promise<number | null> {
+  server.child.kill('SIGTERM');
+  return (await server.exited).code;
+}
+
+describe.each([
+  ['STOCK-1: kubeadm up to 1.31', 'stock-1.Corefile'],
+  ['STOCK-2: kubeadm 1.32 and later (cache disabled for cluster.local)', 'stock-2.Corefile'],
+  ['STOCK-3: coredns/deployment with a stub domain', 'stock-3.Corefile'],
+  ['STOCK-4: k3s with hosts and import globs that match nothing', 'k3s.Corefile'],
+  ['STOCK-4: minikube with log and an inline hosts entry', 'minikube.Corefile'],
+])('%s', (_title, fixture) => {
+  it('starts, is healthy and ready, answers cluster names over UDP and TCP, and exports metrics', async () => {
+    const { server, ports } = await run(fixture);
+    try {
+      const health = await fetch(`http://127.0.0.1:${ports.health}/health`);
+      expect(health.status).toBe(200);
+      const ready = await fetch(`http://127.0.0.1:${ports.ready}/ready`);
+      expect([ready.status, await ready.text()]).toEqual([200, 'OK']);
+      for (const query of [queryUdp, queryTcp]) {
+        const reply = await query(ports.dns, 'kubernetes.default.svc.cluster.local');
+        expect(reply.rcode).toBe('NOERROR');
+        expect(reply.answers).toMatchObject([{ type: 'A', data: '10.96.0.1' }]);
+      }
+      expect((await queryUdp(ports.dns, 'nope.default.svc.cluster.local')).rcode).toBe('NXDOMAIN');
+      const ptr = await queryUdp(ports.dns, '1.0.96.10.in-addr.arpa', { type: 'PTR' });
+      expect(ptr.answers).toMatchObject([{ type: 'PTR', data: 'kubernetes.default.svc.cluster.local' }]);
+      const metrics = await (await fetch(`http://127.0.0.1:${ports.metrics}/metrics`)).text();
+      expect(metrics).toMatch(/coredns_dns_requests_total\{server="dns:\/\/:\d+",zone="\.",view="",proto="udp",family="1",type="A"\} \d+/);
+      expect(metrics).toContain('coredns_plugin_enabled{');
+      if (fixture === 'stock-3.Corefile') {
+        const reply = await queryUdp(ports.dns, 'www.acme.local');
+        expect(reply.answers).toMatchObject([{ type: 'A', data: '192.0.2.7' }]);
+      }
+      if (fixture === 'minikube.Corefile') {
+        const reply = await queryUdp(ports.dns, 'host.minikube.internal');
+        expect(reply.answers).toMatchObject([{ type: 'A', data: '192.168.49.1' }]);
+        await server.waitForOutput(/\[INFO\] 127\.0\.0\.1:\d+ - \d+ "A IN host\.minikube\.internal\. udp/);
+      }
+    } finally {
+      expect(await stop(server)).toBe(0);
+    }
+  });
+});
