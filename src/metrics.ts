@@ -197,3 +197,43 @@ const MONITORED_TYPES = new Set(['A', 'AAAA', 'CNAME', 'DNSKEY', 'DS', 'MX', 'NS
 export function typeLabel(name: string): string {
   return MONITORED_TYPES.has(name) ? name : 'other';
 }
+
+// forward, names from before CoreDNS 1.11 (PROM-6): the coredns-mixin's
+// CoreDNSForward* alerts and dashboards still query them, so both are exported.
+export const forwardRequestsLegacy = new Counter({
+  name: 'coredns_forward_requests_total',
+  help: 'Counter of requests made per upstream.',
+  labelNames: ['to'],
+  registers,
+});
+export const forwardResponsesLegacy = new Counter({
+  name: 'coredns_forward_responses_total',
+  help: 'Counter of responses received per upstream.',
+  labelNames: ['rcode', 'to'],
+  registers,
+});
+export const forwardRequestDurationLegacy = new Histogram({
+  name: 'coredns_forward_request_duration_seconds',
+  help: 'Histogram of the time each request took.',
+  labelNames: ['to', 'rcode'],
+  buckets: TIME_BUCKETS,
+  registers,
+});
+export const forwardHealthcheckFailuresLegacy = new Counter({
+  name: 'coredns_forward_healthcheck_failures_total',
+  help: 'Counter of the number of failed healthchecks.',
+  labelNames: ['to'],
+  registers,
+});
+export const forwardConnCacheHitsLegacy = new Counter({
+  name: 'coredns_forward_conn_cache_hits_total',
+  help: 'Counter of connection cache hits per upstream and protocol.',
+  labelNames: ['to', 'proto'],
+  registers,
+});
+export const forwardConnCacheMissesLegacy = new Counter({
+  name: 'coredns_forward_conn_cache_misses_total',
+  help: 'Counter of connection cache misses per upstream and protocol.',
+  labelNames: ['to', 'proto'],
+  registers,
+});

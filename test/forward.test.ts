@@ -11,6 +11,7 @@ import {
   proxyConnCacheHits,
   proxyConnCacheMisses,
   proxyRequestDuration,
+  registry,
 } from '../src/metrics.ts';
 import { forwardLimits, forwardTiming } from '../plugins/forward/index.ts';
 import { buildQuery, decodeReply, openTcp, queryTcp, queryUdp, sendUdp, startServer, type RunningServer } from './support/dns.ts';
@@ -166,6 +167,19 @@ describe('forwarding over UDP and TCP (FWD-6, FWD-7)', () => {
     const { values } = await proxyRequestDuration.get();
     const count = values.find((entry) => entry.metricName === 'coredns_proxy_request_duration_seconds_count' && entry.labels.to === up.hostPort);
     expect(count).toMatchObject({ value: 1, labels: { proxy_name: 'forward', to: up.hostPort, rcode: 'NOERROR' } });
+  });
+
+  it('PROM-6, PROM-13: the pre-1.11 coredns_forward_* names the mixin alerts use are exported too', async () => {
+    const up = await upstream();
+    const port = await serve(`. {\n    forward . ${up.hostPort}\n}\n`);
+    await queryUdp(port, 'example.org');
+    await queryUdp(port, 'missing.example.org');
+    const text = await registry.metrics();
+    expect(text).toContain(`coredns_forward_requests_total{to="${up.hostPort}"} 2`);
+    expect(text).toContain(`coredns_forward_responses_total{rcode="NOERROR",to="${up.hostPort}"} 1`);
+    expect(text).toContain(`coredns_forward_responses_total{rcode="NXDOMAIN",to="${up.hostPort}"} 1`);
+    expect(text).toContain(`coredns_forward_request_duration_seconds_count{to="${up.hostPort}",rcode="NOERROR"} 1`);
+    expect(text).toMatch(new RegExp(`coredns_forward_conn_cache_(hits|misses)_total\\{to="${up.hostPort}",proto="udp"\\} \\d+`));
   });
 });
 

@@ -16,17 +16,12 @@ import { randomFillSync } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import tls from 'node:tls';
-import {
-  proxyConnCacheHits,
-  proxyConnCacheMisses,
-  proxyHealthcheckFailures,
-  proxyRequestDuration,
-} from '../../src/metrics.ts';
-import { Flag, HEADER_LENGTH, rcodeName, Type } from '../../src/wire/constants.ts';
+import { Flag, HEADER_LENGTH, Type } from '../../src/wire/constants.ts';
 import type { Reply, ResourceRecord } from '../../src/wire/message.ts';
 import { canonicalName, nameToLabels } from '../../src/wire/names.ts';
 import type { Query } from '../../src/wire/query.ts';
 import { decodeMessage, decodeQuestion, type DecodedQuestion } from '../../src/wire/records.ts';
+import { UpstreamMetrics } from './metrics.ts';
 import type { TlsSettings, UpstreamSpec } from './setup.ts';
 
 /**
@@ -51,7 +46,6 @@ export const limits = {
   /** TCP/TLS connections per upstream; past it queries are pipelined on open ones. */
   streamsPerUpstream: 128,
 };
-const PROXY_NAME = 'forward';
 /** Message IDs one socket may have outstanding; the 16-bit space must keep room to draw a free one. */
 const MAX_IDS_IN_USE = 60_000;
 
@@ -327,11 +321,12 @@ export class Proxy {
   private probing = false;
   private stopped = false;
   private readonly abort = new AbortController();
-  private readonly durations = new Map<number, ReturnType<typeof proxyRequestDuration.labels>>();
+  private readonly metrics: UpstreamMetrics;
 
   constructor(spec: UpstreamSpec, options: ProxyOptions) {
     this.spec = spec;
     this.options = options;
+    this.metrics = new UpstreamMetrics(spec.addr);
   }
 
   get addr(): string {
@@ -367,18 +362,10 @@ export class Proxy {
         }
       }
     }
-    this.observe(result.rcode, (performance.now() - started) / 1000);
+    this.metrics.reply(result.rcode, (performance.now() - started) / 1000);
     return result;
   }
 
-  private observe(rcode: number, seconds: number): void {
-    let child = this.durations.get(rcode);
-    if (!child) {
-      child = proxyRequestDuration.labels(PROXY_NAME, this.addr, rcodeName(rcode));
-      this.durations.set(rcode, child);
-    }
-    child.observe(seconds);
-  }
 
   private timeoutFor(deadline: number): number {
     return Math.max(0, Math.min(timing.readTimeoutMs, deadline - performance.now()));
@@ -391,17 +378,17 @@ export class Proxy {
     if (this.options.expireMs > 0) {
       for (const conn of this.udpConns) {
         if (conn.pending.size < limits.udpQueriesPerSocket) {
-          proxyConnCacheHits.labels(PROXY_NAME, this.addr, 'udp').inc();
+          this.metrics.connection(true, 'udp');
           return conn;
         }
         if (best === null || conn.pending.size < best.pending.size) best = conn;
       }
       if (best !== null && this.udpConns.length >= limits.udpMaxSockets) {
-        proxyConnCacheHits.labels(PROXY_NAME, this.addr, 'udp').inc();
+        this.metrics.connection(true, 'udp');
         return best;
       }
     }
-    proxyConnCacheMisses.labels(PROXY_NAME, this.addr, 'udp').inc();
+    this.metrics.connection(false, 'udp');
     const conn = new UdpConn(this.spec, (failed, error) => this.udpFailed(failed, error));
     this.udpConns.push(conn);
     this.startSweeper();
@@ -475,7 +462,7 @@ export class Proxy {
         conn.socket.destroy();
         continue;
       }
-      proxyConnCacheHits.labels(PROXY_NAME, this.addr, proto).inc();
+      this.metrics.connection(true, proto);
       return { conn, cached: true };
     }
     if (!fresh && this.busy.size >= limits.streamsPerUpstream) {
@@ -485,11 +472,11 @@ export class Proxy {
         if (!conn.dead && conn.proto === proto && (best === null || conn.users < best.users)) best = conn;
       }
       if (best) {
-        proxyConnCacheHits.labels(PROXY_NAME, this.addr, proto).inc();
+        this.metrics.connection(true, proto);
         return { conn: best, cached: true };
       }
     }
-    proxyConnCacheMisses.labels(PROXY_NAME, this.addr, proto).inc();
+    this.metrics.connection(false, proto);
     return { conn: this.dial(proto, this.timeoutFor(deadline)), cached: false };
   }
 
@@ -643,7 +630,7 @@ export class Proxy {
         }
         if (signal.aborted) return;
         this.fails++;
-        proxyHealthcheckFailures.labels(PROXY_NAME, this.addr).inc();
+        this.metrics.healthcheckFailed();
         await sleep(Math.max(this.options.healthIntervalMs, 10), signal);
       }
     } finally {
