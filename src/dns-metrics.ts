@@ -2,7 +2,7 @@
 // touches are looked up in nested maps of prebuilt children, so counting
 // builds no label objects or key strings per query.
 
-import type { Counter, Histogram } from 'prom-client';
+import type { CounterSeries, HistogramSeries } from './fast-metrics.ts';
 import {
   dnsDoRequests, dnsRequestDuration, dnsRequestSize, dnsRequests, dnsResponseSize, dnsResponses, typeLabel,
 } from './metrics.ts';
@@ -21,8 +21,8 @@ export interface QueryObservation {
   seconds: number;
 }
 
-type CounterChild = ReturnType<Counter['labels']>;
-type HistogramChild = ReturnType<Histogram['labels']>;
+type CounterChild = CounterSeries;
+type HistogramChild = HistogramSeries;
 
 interface ZoneSeries {
   /** Keyed by qtype, transport and family packed into one number. */

@@ -6,6 +6,7 @@
 // instead of passing label values per query.
 
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { FastCounter, FastHistogram } from './fast-metrics.ts';
 
 export const registry = new Registry();
 
@@ -138,46 +139,46 @@ export const healthRequestFailures = new Counter({
   registers,
 });
 
-// DNS server (PROM-2, PROM-3)
-export const dnsRequests = new Counter({
-  name: 'coredns_dns_requests_total',
-  help: 'Counter of DNS requests made per zone, protocol and family.',
-  labelNames: ['server', 'zone', 'view', 'proto', 'family', 'type'],
-  registers,
-});
-export const dnsResponses = new Counter({
-  name: 'coredns_dns_responses_total',
-  help: 'Counter of response status codes.',
-  labelNames: ['server', 'zone', 'view', 'rcode', 'plugin'],
-  registers,
-});
-export const dnsRequestDuration = new Histogram({
-  name: 'coredns_dns_request_duration_seconds',
-  help: 'Histogram of the time (in seconds) each request took per zone.',
-  labelNames: ['server', 'zone', 'view'],
-  buckets: TIME_BUCKETS,
-  registers,
-});
-export const dnsRequestSize = new Histogram({
-  name: 'coredns_dns_request_size_bytes',
-  help: 'Size of the EDNS0 UDP buffer in bytes (64K for TCP) per zone and protocol.',
-  labelNames: ['server', 'zone', 'view', 'proto'],
-  buckets: SIZE_BUCKETS,
-  registers,
-});
-export const dnsResponseSize = new Histogram({
-  name: 'coredns_dns_response_size_bytes',
-  help: 'Size of the returned response in bytes.',
-  labelNames: ['server', 'zone', 'view', 'proto'],
-  buckets: SIZE_BUCKETS,
-  registers,
-});
-export const dnsDoRequests = new Counter({
-  name: 'coredns_dns_do_requests_total',
-  help: 'Counter of DNS requests with DO bit set per zone.',
-  labelNames: ['server', 'zone', 'view'],
-  registers,
-});
+// DNS server (PROM-2, PROM-3): touched by every query, so kept as plain numbers (src/fast-metrics.ts).
+export const dnsRequests = new FastCounter(
+  'coredns_dns_requests_total',
+  'Counter of DNS requests made per zone, protocol and family.',
+  ['server', 'zone', 'view', 'proto', 'family', 'type'],
+  registry,
+);
+export const dnsResponses = new FastCounter(
+  'coredns_dns_responses_total',
+  'Counter of response status codes.',
+  ['server', 'zone', 'view', 'rcode', 'plugin'],
+  registry,
+);
+export const dnsRequestDuration = new FastHistogram(
+  'coredns_dns_request_duration_seconds',
+  'Histogram of the time (in seconds) each request took per zone.',
+  ['server', 'zone', 'view'],
+  TIME_BUCKETS,
+  registry,
+);
+export const dnsRequestSize = new FastHistogram(
+  'coredns_dns_request_size_bytes',
+  'Size of the EDNS0 UDP buffer in bytes (64K for TCP) per zone and protocol.',
+  ['server', 'zone', 'view', 'proto'],
+  SIZE_BUCKETS,
+  registry,
+);
+export const dnsResponseSize = new FastHistogram(
+  'coredns_dns_response_size_bytes',
+  'Size of the returned response in bytes.',
+  ['server', 'zone', 'view', 'proto'],
+  SIZE_BUCKETS,
+  registry,
+);
+export const dnsDoRequests = new FastCounter(
+  'coredns_dns_do_requests_total',
+  'Counter of DNS requests with DO bit set per zone.',
+  ['server', 'zone', 'view'],
+  registry,
+);
 export const buildInfo = new Gauge({
   name: 'coredns_build_info',
   help: 'A metric with a constant \'1\' value labeled by version, revision, and goversion from which CoreDNS was built.',

@@ -392,6 +392,8 @@ function ignoreSendError(): void {
  * parent-most one, so the parent side of a zone cut answers.
  */
 function selectZone(zones: Map<string, BlockPlan>, query: Query): string | null {
+  // The stock setup: one block for the root; no need to walk the labels.
+  if (zones.size === 1 && zones.has('.')) return '.';
   let found: string | null = null;
   for (let name: string | null = query.qname; name !== null; name = parentName(name)) {
     if (!zones.has(name)) continue;
