@@ -30,6 +30,10 @@
 //     lasted or delivered events), from rv when there is one
 // markSynced() is called once every resource has completed its first list.
 //
+// Metrics (metrics.ts): every list page and watch request is counted and
+// timed (KP-42), and every EndpointSlice change a watch delivers is timed
+// from its last-change-trigger-time (KP-41).
+//
 // Credentials (KP-5..7): kubeconfig (path, context) wins over endpoint (+ tls
 // files); with neither, in-cluster config from KUBERNETES_SERVICE_HOST/PORT and
 // the service-account directory. Service-account tokens are bound and rotate,
@@ -61,6 +65,7 @@ import {
   toServiceRecord,
   type ObjectKey,
 } from './convert.ts';
+import { hostLabel, observeDnsProgramming, startRestRequest } from './metrics.ts';
 import { parseLabelSelector } from './selector.ts';
 import type {
   ApiConnection,
@@ -353,16 +358,28 @@ interface Apis {
 
 type CallOptions = ReturnType<typeof callOptions>;
 
-/** Per-call options that make a generated API call abortable. */
-function callOptions(k8s: ClientNode, signal: AbortSignal) {
+/** What a generated API call reports about its HTTP request, for the metrics (KP-42). */
+interface CallHooks {
+  /** The request is about to go out (credentials applied). */
+  onSend(): void;
+  /** Its response headers arrived. */
+  onResponse(status: number): void;
+}
+
+/** Per-call options that make a generated API call abortable, and report on its request. */
+function callOptions(k8s: ClientNode, signal: AbortSignal, hooks: CallHooks) {
   return {
     middleware: [
       {
         pre: (ctx: RequestContext) => {
           ctx.setSignal(signal);
+          hooks.onSend();
           return new k8s.Observable(Promise.resolve(ctx));
         },
-        post: (ctx: ResponseContext) => new k8s.Observable(Promise.resolve(ctx)),
+        post: (ctx: ResponseContext) => {
+          hooks.onResponse(ctx.httpStatusCode);
+          return new k8s.Observable(Promise.resolve(ctx));
+        },
       },
     ],
     middlewareMergeStrategy: 'append' as const,
@@ -383,6 +400,18 @@ interface KindSpec<R> {
   replaceAll(store: ClusterStore, records: R[]): void;
   /** Watch events for which this is true are ignored. */
   ignoreEvent?(obj: unknown): boolean;
+}
+
+/**
+ * KP-41: a slice change that came through a watch (upsert is only used for
+ * watch events; lists go through replaceAll), timed from its trigger time,
+ * when exactly one Service of its name is known.
+ */
+function recordProgramming(store: ClusterStore, slice: EndpointSliceRecord): void {
+  if (slice.lastChangeTriggerTime === null || !store.service) return;
+  const service = store.service(slice.namespace, slice.serviceName);
+  if (!service) return;
+  observeDnsProgramming(service.headless ? 'headless_with_selector' : 'cluster_ip', (Date.now() - slice.lastChangeTriggerTime) / 1000);
 }
 
 /** Pods that cannot appear in DNS: finished or lost ones (KP-22). */
@@ -408,7 +437,10 @@ function kindSpecs(options: SourceOptions): KindSpec<unknown>[] {
     labelSelector: labels,
     list: (apis, params, o) => apis.discovery.listEndpointSliceForAllNamespaces(params, o),
     toRecord: toEndpointSliceRecord,
-    upsert: (store, r) => store.upsertEndpointSlice(r),
+    upsert: (store, r) => {
+      store.upsertEndpointSlice(r);
+      recordProgramming(store, r);
+    },
     remove: (store, k) => store.deleteEndpointSlice(k.namespace, k.name),
     replaceAll: (store, rs) => store.replaceAll('EndpointSlice', rs),
   };
@@ -570,13 +602,22 @@ class Reflector {
       this.listAbort = abort;
       const timer = setTimeout(() => abort.abort(new Error(`list ${spec.resource} timed out after ${tuning.listTimeoutMs} ms`)), tuning.listTimeoutMs);
       let page: ListPage;
+      // KP-42: timed from the moment the request goes out (not when it failed before that,
+      // e.g. on an unreadable token file) until the page has been read.
+      const request: { record: ((status: number | null) => void) | null; status: number | null } = { record: null, status: null };
+      const hooks: CallHooks = {
+        onSend: () => (request.record = startRestRequest(this.source.restHost)),
+        onResponse: (code) => (request.status = code),
+      };
       try {
         page = await spec.list(
           this.source.apis!,
           { labelSelector: spec.labelSelector, fieldSelector: spec.fieldSelector, limit: tuning.pageSize, _continue: cont },
-          callOptions(this.source.k8s!, abort.signal),
+          callOptions(this.source.k8s!, abort.signal, hooks),
         );
+        request.record?.(request.status ?? 200);
       } catch (err) {
+        if (!this.source.stopped) request.record?.(request.status ?? statusCodeOf(err));
         if (abort.signal.aborted && abort.signal.reason instanceof Error) throw abort.signal.reason;
         throw err;
       } finally {
@@ -662,6 +703,9 @@ class Reflector {
         finish({ kind: 'closed', healthy: false });
       };
 
+      // KP-42. Watch calls `done` with the error before its promise resolves when the request
+      // failed (no response, or a non-200 status); on a 200 the promise resolves first.
+      const record = startRestRequest(this.source.restHost);
       const watch = new this.source.k8s!.Watch(this.source.kubeConfig!);
       // Watch aborts a watch with no data for requestTimeoutMs (30 s by default, and private in
       // the typings): too short for a quiet resource, so it becomes the inactivity limit.
@@ -700,6 +744,7 @@ class Reflector {
             if (rv) this.rv = rv;
           },
           (err: unknown) => {
+            if (!this.source.stopped) record(statusCodeOf(err)); // no-op once the 200 is recorded
             if (gone || statusCodeOf(err) === 410) finish({ kind: 'gone', healthy: lasted() });
             else if (errorStatus) finish({ kind: 'error', error: new Error(errorStatus), healthy: lasted() });
             else if (err && (err as Error).name === 'TimeoutError') {
@@ -713,6 +758,7 @@ class Reflector {
         .then(
           (c) => {
             controller = c;
+            if (!this.source.stopped) record(200); // no-op when `done` already recorded a failure
             if (abortRequested || settled) c.abort();
             else this.setConnected(); // HTTP 200: the watch is established
           },
@@ -744,6 +790,8 @@ class ApiSource implements ClusterSource {
   private readonly connection: ApiConnection;
   private readonly options: SourceOptions;
   private server = '';
+  /** The host label of the REST client metrics (KP-42). */
+  restHost = '';
   private reflectors: Reflector[] = [];
   private loops: Promise<void>[] = [];
   private starting = false;
@@ -775,6 +823,7 @@ class ApiSource implements ClusterSource {
     this.kubeConfig = loaded.kubeConfig;
     this.k8s = k8s;
     this.server = loaded.server;
+    this.restHost = hostLabel(loaded.server);
     this.apis = {
       core: loaded.kubeConfig.makeApiClient(k8s.CoreV1Api),
       discovery: loaded.kubeConfig.makeApiClient(k8s.DiscoveryV1Api),

@@ -5,6 +5,7 @@
 //   answer.ts    (qname, qtype) → Reply, CoreDNS's answer shapes
 //   instance.ts  the handler (zone match, memo, fallthrough, pre-sync SERVFAIL) and the source lifecycle
 //   api-source.ts / manifests-source.ts  where the objects come from
+//   metrics.ts   the plugin's Prometheus metrics (KP-41, KP-42), fed by the API source
 
 import { definePlugin } from '../../src/plugin.ts';
 import { KubernetesInstance } from './instance.ts';

@@ -83,6 +83,8 @@ export interface ClusterStore {
   replaceAll(kind: 'Pod', records: PodRecord[]): void;
   /** The source has listed everything once (KP-24..26). */
   markSynced(): void;
+  /** The Service of that name, if known: lets the API source label KP-41 observations (optional). */
+  service?(namespace: string, name: string): ServiceRecord | undefined;
 }
 
 /** What the source must watch, from the plugin's options (KP-8, KP-9, KP-14..16). */

@@ -14,12 +14,29 @@ import {
   TEST_CLIENT_CERT,
   TEST_CLIENT_KEY,
   TestApiServer,
-  waitFor,
+  waitFor as waitForWithin,
   type ApiServerOptions,
   type KubeObject,
 } from '../support/apiserver.ts';
 
 const FAST: Partial<ApiSourceTuning> = { backoffBaseMs: 20, backoffMaxMs: 160, jitter: 0 };
+
+// Waits here bound how long a failure takes to show; none of them measures latency. On a loaded
+// machine (the whole suite on 2 cores) a few seconds can pass between two timers, so be generous.
+const PATIENCE_MS = 15_000;
+
+function waitFor<T>(check: () => T, what: string, timeoutMs = PATIENCE_MS): Promise<NonNullable<T>> {
+  return waitForWithin(check, what, timeoutMs);
+}
+
+/**
+ * Every watch of the source is open: `count` is the number of resources watched (services,
+ * endpointslices and namespaces by default, 4 with pods). Waiting for fewer lets a late first
+ * watch race with what the test does next (a token rotation, a bookmark, an expired history).
+ */
+function watching(server: TestApiServer, count: number, resource?: string): Promise<void> {
+  return server.waitForWatches(count, resource, PATIENCE_MS);
+}
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -161,7 +178,7 @@ describe('API source: sync and watch (KP-22)', () => {
     const server = await startServer();
     server.add(service('demo', 'web'));
     const { store } = await startSource(endpoint(server));
-    await server.waitForWatches(3);
+    await watching(server, 3);
 
     server.add(service('demo', 'api', { clusterIP: '10.96.0.30' }));
     await waitFor(() => store.services.has('demo/api'), 'added Service');
@@ -196,7 +213,7 @@ describe('API source: sync and watch (KP-22)', () => {
       namespaceLabelSelector: 'team=a',
       watchPods: true,
     });
-    await server.waitForWatches(4);
+    await watching(server, 4);
     for (const resource of ['services', 'endpointslices', 'pods']) {
       for (const verb of ['list', 'watch'] as const) {
         const requests = server.requestsFor(verb, resource);
@@ -230,7 +247,7 @@ describe('API source: sync and watch (KP-22)', () => {
     expect(store.pods.get('demo/running')).toEqual({ namespace: 'demo', name: 'running', ip: '10.244.0.10' });
     expect(store.pods.has('demo/pending')).toBe(false); // no IP yet
     expect(store.pods.has('demo/done')).toBe(false); // filtered by the server
-    await server.waitForWatches(1, 'pods');
+    await watching(server, 1, 'pods');
     expect(server.requestsFor('watch', 'pods')[0]!.query.fieldSelector).toBe(fieldSelector);
 
     server.update(pod('demo', 'pending', '10.244.0.12'));
@@ -255,7 +272,7 @@ describe('API source: sync and watch (KP-22)', () => {
     const server = await startServer();
     server.add(slice('demo', 's', 'web', ['10.244.0.1']));
     const { store } = await startSource(endpoint(server), { watchEndpoints: false, watchPods: false });
-    await server.waitForWatches(2);
+    await watching(server, 2);
     expect(server.requests.some((r) => r.resource === 'endpointslices' || r.resource === 'pods')).toBe(false);
     expect(store.ops.some((op) => op.includes('EndpointSlice') || op.includes('Pod'))).toBe(false);
   });
@@ -266,7 +283,7 @@ describe('API source: resume, 410 Gone and re-list (KP-22)', () => {
     const server = await startServer();
     server.add(service('demo', 'a'));
     const { store } = await startSource(endpoint(server));
-    await server.waitForWatches(2);
+    await watching(server, 3);
     server.add(service('demo', 'b'));
     await waitFor(() => store.services.has('demo/b'), 'b');
     const rvAfterB = server.resourceVersion;
@@ -284,7 +301,7 @@ describe('API source: resume, 410 Gone and re-list (KP-22)', () => {
   test('KP-22: BOOKMARK events advance the resourceVersion a watch resumes from', async () => {
     const server = await startServer();
     const { store } = await startSource(endpoint(server));
-    await server.waitForWatches(2);
+    await watching(server, 3); // the services watch must be open to get the bookmark
     server.add(namespace('elsewhere')); // bumps the resourceVersion; not a Service event
     await waitFor(() => store.namespaces.has('elsewhere'), 'namespace');
     server.sendBookmarks();
@@ -301,7 +318,7 @@ describe('API source: resume, 410 Gone and re-list (KP-22)', () => {
     server.add(service('demo', 'gone'));
     server.add(slice('demo', 'keep-1', 'keep', ['10.244.0.1']));
     const { store } = await startSource(endpoint(server));
-    await server.waitForWatches(3);
+    await watching(server, 3);
     const violations: string[] = [];
     store.onChange = (op) => {
       if (!store.services.has('demo/keep') || !store.slices.has('demo/keep-1')) violations.push(op);
@@ -320,7 +337,7 @@ describe('API source: resume, 410 Gone and re-list (KP-22)', () => {
     expect(store.ops.filter((op) => op === 'replaceAll Service 2').length).toBeGreaterThanOrEqual(1);
     expect(store.syncedCount).toBe(1); // a re-list does not sync again
     // The new watch starts from the re-list's resourceVersion.
-    await server.waitForWatches(1, 'services');
+    await watching(server, 1, 'services');
     const lastList = server.requestsFor('list', 'services').length;
     expect(lastList).toBe(2);
   });
@@ -330,7 +347,7 @@ describe('API source: resume, 410 Gone and re-list (KP-22)', () => {
     server.goneAs = 'status';
     server.add(service('demo', 'a'));
     const { store } = await startSource(endpoint(server));
-    await server.waitForWatches(2);
+    await watching(server, 3); // a services watch opened after the expiry would re-list early
     server.expireHistory({ closeWatches: false });
     server.delete(service('demo', 'a'));
     server.add(service('demo', 'b'));
@@ -384,12 +401,14 @@ describe('API source: resume, 410 Gone and re-list (KP-22)', () => {
   test('KP-24/KP-26: not synced until every first list has completed', async () => {
     const server = await startServer();
     server.add(service('demo', 'a'));
-    server.delayLists(300);
+    server.delayLists(1000);
     const { store, source } = await startSource(endpoint(server), {}, {}, false);
-    await new Promise((r) => setTimeout(r, 150));
+    // Every list has reached the server, none has been answered (each waits 1 s there).
+    await waitFor(() => server.requestsFor('list').length === 3, 'the three lists in flight');
     expect(store.syncedCount).toBe(0);
     expect(source.state()).toMatch(/^syncing with http:\/\/127\.0\.0\.1:\d+: listing services, endpointslices, namespaces$/);
     await waitFor(() => store.syncedCount === 1, 'sync after slow lists');
+    expect(store.ops.filter((op) => op.startsWith('replaceAll'))).toHaveLength(3);
     expect(store.ops.at(-1)).toBe('markSynced');
   });
 });
@@ -399,14 +418,15 @@ describe('API source: a lost API server (KP-25, P13)', () => {
     const server = await startServer();
     server.add(service('demo', 'web'));
     const { store, source, lines } = await startSource(endpoint(server), { watchPods: true });
-    await server.waitForWatches(4);
+    await watching(server, 4);
     const listsBefore = server.requestsFor('list').length;
 
     await server.stop();
     await waitFor(() => source.state().startsWith('reconnecting'), 'reconnecting state');
     expect(source.state()).toMatch(/^reconnecting (in [\d.]+s )?after (list|watch) \w+: .+; serving last known records$/);
     expect(store.services.has('demo/web')).toBe(true);
-    await new Promise((r) => setTimeout(r, 400)); // several retries at the capped backoff
+    // Several failed retries (logged at debug level), however long they take on a busy machine.
+    await waitFor(() => lines.filter((l) => l.startsWith('[DEBUG] still no connection to the API server')).length >= 6, 'several retries');
     const warnings = lines.filter((l) => l.startsWith('[WARNING]'));
     expect(warnings.length).toBe(1);
     expect(warnings[0]).toMatch(/^\[WARNING\] lost connection to the API server \((list|watch) \w+: .+\); serving last known records, retrying in [\d.]+s$/);
@@ -415,7 +435,7 @@ describe('API source: a lost API server (KP-25, P13)', () => {
     server.add(service('demo', 'while-down')); // reaches the client from the watch history
     await server.restart();
     await waitFor(() => store.services.has('demo/while-down'), 'change made while down');
-    await waitFor(() => source.state() === `connected to ${server.url}`, 'connected again', 3000);
+    await waitFor(() => source.state() === `connected to ${server.url}`, 'connected again');
     await waitFor(() => lines.some((l) => l.startsWith('[INFO] connection to the API server') && l.endsWith('restored')), 'restored log');
     expect(server.requestsFor('list').length).toBe(listsBefore); // resumed from resourceVersions
     expect(store.services.has('demo/web')).toBe(true);
@@ -425,28 +445,31 @@ describe('API source: a lost API server (KP-25, P13)', () => {
     const server = await startServer();
     server.add(service('demo', 'old'));
     const { store } = await startSource(endpoint(server));
-    await server.waitForWatches(2);
+    await watching(server, 3);
     await server.stop();
     server.delete(service('demo', 'old'));
     server.add(service('demo', 'fresh'));
     server.expireHistory();
     await server.restart();
-    await waitFor(() => store.services.has('demo/fresh') && !store.services.has('demo/old'), 're-listed after restart', 3000);
+    await waitFor(() => store.services.has('demo/fresh') && !store.services.has('demo/old'), 're-listed after restart');
     expect(store.ops).not.toContain('deleteService demo/old'); // removed by replaceAll, not by a watch event
   });
 
   test('backoff: retries start at the base delay and double up to the maximum', async () => {
     const server = await startServer();
     server.failRequests(500, { verb: 'list', resource: 'services', times: 5 });
-    const { store } = await startSource(endpoint(server), {}, { backoffBaseMs: 40, backoffMaxMs: 200, jitter: 0 });
+    const { store } = await startSource(endpoint(server), {}, { backoffBaseMs: 100, backoffMaxMs: 400, jitter: 0 });
     expect(store.services.size).toBe(0);
     const times = server.requestsFor('list', 'services').map((r) => r.time);
     expect(times.length).toBe(6);
     const gaps = times.slice(1).map((t, i) => t - times[i]!);
-    const expected = [40, 80, 160, 200, 200];
+    // A busy machine only makes gaps longer: the lower bounds are exact (the delays double from
+    // the base), the upper ones leave 350 ms of slack yet stay below what an uncapped backoff
+    // would wait from the fourth retry on (800, 1600 ms).
+    const expected = [100, 200, 400, 400, 400];
     gaps.forEach((gap, i) => {
-      expect(gap).toBeGreaterThanOrEqual(expected[i]! - 5);
-      expect(gap).toBeLessThan(expected[i]! + 150);
+      expect(gap, `gap ${i + 1} of ${gaps.join(', ')} ms`).toBeGreaterThanOrEqual(expected[i]! - 5);
+      expect(gap, `gap ${i + 1} of ${gaps.join(', ')} ms`).toBeLessThan(expected[i]! + 350);
     });
   });
 
@@ -458,17 +481,21 @@ describe('API source: a lost API server (KP-25, P13)', () => {
     await waitFor(() => source.state().includes('403'), '403 in state');
     expect(source.state()).toContain(`list services: 403 Forbidden: ${message}`);
     expect(source.state()).toContain('not synced yet');
-    expect(lines.filter((l) => l.startsWith('[WARNING] cannot sync with the API server'))).toHaveLength(1);
+    // It keeps retrying: several refusals (however long they take), and still one warning.
+    await waitFor(() => server.requests.filter((r) => r.status === 403).length >= 4, 'several refused lists');
+    const warnings = lines.filter((l) => l.startsWith('[WARNING]'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain(`[WARNING] cannot sync with the API server at ${server.url} (list services: 403 Forbidden: ${message}`);
     expect(store.syncedCount).toBe(0);
     server.clearFailures();
     await waitFor(() => store.syncedCount === 1, 'sync once RBAC is fixed');
-    expect(lines.some((l) => l.includes('restored'))).toBe(true);
+    await waitFor(() => lines.some((l) => l.startsWith('[INFO] connection to the API server') && l.endsWith('restored')), 'restored log');
   });
 
   test('stop() ends every watch and no request follows', async () => {
     const server = await startServer();
     const { source } = await startSource(endpoint(server), { watchPods: true });
-    await server.waitForWatches(4);
+    await watching(server, 4);
     await source.stop();
     expect(source.state()).toBe('stopped');
     await waitFor(() => server.watchCount() === 0, 'watches closed');
@@ -503,7 +530,7 @@ describe('API source: connection and credentials (KP-5..7, STOCK-6)', () => {
     const file = path.join(dir, 'config');
     fs.writeFileSync(file, server.kubeconfig({ tokenFile: 'token' })); // relative to the kubeconfig
     const { store } = await startSource({ endpoint: null, tls: null, kubeconfig: { path: file, context: null } });
-    await server.waitForWatches(2);
+    await watching(server, 3); // a first watch still on its way would carry the old token
     fs.writeFileSync(path.join(dir, 'token'), 'second\n');
     server.setToken('second');
     server.closeWatches();
@@ -522,7 +549,7 @@ describe('API source: connection and credentials (KP-5..7, STOCK-6)', () => {
     const { store, source } = await startSource({ endpoint: null, tls: null, kubeconfig: null }, {}, { serviceAccountDir: dir, env });
     expect(store.services.has('default/kubernetes')).toBe(true);
     expect(source.state()).toBe(`connected to https://127.0.0.1:${server.port}`);
-    await server.waitForWatches(2);
+    await watching(server, 3); // a first watch still on its way would carry the old token
 
     // The kubelet rotates the projected token; the API server stops accepting the old one.
     fs.writeFileSync(path.join(dir, 'token'), 'sa-token-2');
@@ -578,14 +605,14 @@ describe('API source: connection and credentials (KP-5..7, STOCK-6)', () => {
     server.add(slice('demo', 'web-1', 'web', ['10.244.0.1']));
     server.add(pod('demo', 'web-1', '10.244.0.1'));
     const { store } = await startSource(endpoint(server), { watchPods: true, labelSelector: 'app', namespaceLabelSelector: '!skip' });
-    await server.waitForWatches(4);
+    await watching(server, 4);
     server.add(service('demo', 'x', undefined, { app: 'x' }));
     server.expireHistory();
     await waitFor(() => store.services.has('demo/x'), 're-listed');
     await server.stop();
     await new Promise((r) => setTimeout(r, 60));
     await server.restart();
-    await server.waitForWatches(4);
+    await watching(server, 4);
     const verbs = new Set(server.requests.map((r) => r.verb));
     expect([...verbs].sort()).toEqual(['list', 'watch']);
     const resources = new Set(server.requests.map((r) => r.resource));
