@@ -88,6 +88,27 @@ describe.each([
       const metrics = await (await fetch(`http://127.0.0.1:${ports.metrics}/metrics`)).text();
       expect(metrics).toMatch(/coredns_dns_requests_total\{server="dns:\/\/:\d+",zone="\.",view="",proto="udp",family="1",type="A"\} \d+/);
       expect(metrics).toContain('coredns_plugin_enabled{');
+      if (fixture === 'stock-1.Corefile') {
+        // PROM-13: the set dashboards and alerts read; a second query makes a cache hit.
+        await queryUdp(ports.dns, 'kubernetes.default.svc.cluster.local');
+        const text = await (await fetch(`http://127.0.0.1:${ports.metrics}/metrics`)).text();
+        for (const series of [
+          'coredns_dns_requests_total{', 'coredns_dns_responses_total{', 'coredns_dns_request_duration_seconds_bucket{',
+          'coredns_dns_request_size_bytes_bucket{', 'coredns_dns_response_size_bytes_bucket{', 'coredns_cache_entries{',
+          'coredns_cache_hits_total{', 'coredns_cache_misses_total{', 'coredns_panics_total 0', 'coredns_build_info{',
+          'coredns_plugin_enabled{',
+        ]) {
+          expect(text).toContain(series);
+        }
+        for (const family of [
+          'coredns_kubernetes_dns_programming_duration_seconds histogram', 'coredns_forward_requests_total counter',
+          'coredns_forward_responses_total counter', 'coredns_forward_request_duration_seconds histogram',
+          'coredns_forward_healthcheck_failures_total counter', 'coredns_forward_healthcheck_broken_total counter',
+        ]) {
+          expect(text).toContain(`# TYPE ${family}`);
+        }
+        expect(text).toMatch(/coredns_cache_hits_total\{server="dns:\/\/:\d+",type="success",zones="\.",view=""\} [1-9]/);
+      }
       if (fixture === 'stock-3.Corefile') {
         const reply = await queryUdp(ports.dns, 'www.acme.local');
         expect(reply.answers).toMatchObject([{ type: 'A', data: '192.0.2.7' }]);
