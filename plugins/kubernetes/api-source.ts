@@ -2,20 +2,28 @@
 // EndpointSlices, Namespaces and (with `pods verified`) Pods, converted to
 // compact records as they arrive (KP-22).
 //
-// Why not client-node's informer (makeInformer / ListWatch)? Checked against
-// test/support/apiserver.ts with client-node 2.0.1: it does re-list on 410,
-// but its ObjectCache keeps every whole API object for the life of the
+// The requests go through http-client.ts, a small list/watch client on
+// node:http / node:https, not through @kubernetes/client-node: importing
+// client-node adds 85–90 MB of RSS on Node 24 (its KubeConfig pulls in the
+// whole generated API plus undici; a bare process is 41–43 MB, one that has
+// imported it 126–135 MB), which put clusterdns syncing an empty cluster at
+// 154–173 MiB RSS, at the 170 MiB limit of the CoreDNS Deployment (STOCK-8);
+// with the lean client it is at 106–109 MiB, like the manifests source. Only a
+// kubeconfig whose user needs an exec or auth-provider plugin (or whose
+// cluster has a proxy-url) still loads client-node, and then only to
+// authenticate the same requests (connection.ts).
+//
+// Why not an informer (client-node's makeInformer / ListWatch, when it was
+// used)? Its ObjectCache keeps every whole API object for the life of the
 // process, which is exactly the memory problem cluster DNS servers have at
 // scale (users.md P3: CoreDNS OOM-killed when whole Endpoints objects sat in
 // the informer cache, and a relist after an API server restart doubling
-// memory); after a dropped connection it emits 'error' and never watches
-// again; it lists without pagination and asks for no bookmarks or
-// timeoutSeconds. So each resource here runs a small reflector of
-// its own on client-node's parts: the generated list API (paginated, 500 per
-// page) and the Watch class, with KubeConfig doing authentication. Each page
-// of a list and each watch event is converted to records at once and the
-// object dropped; the only state kept per resource is the last
-// resourceVersion. The store holds the records.
+// memory); after a dropped connection it emitted 'error' and never watched
+// again; it listed without pagination and asked for no bookmarks or
+// timeoutSeconds. So each resource here runs a small reflector of its own:
+// each page of a list (500 per page) and each watch event is converted to
+// records at once and the object dropped; the only state kept per resource
+// is the last resourceVersion. The store holds the records.
 //
 // Per resource, the loop is:
 //   list (all pages) → store.replaceAll(kind, records) → rv = list's resourceVersion
@@ -31,30 +39,18 @@
 // markSynced() is called once every resource has completed its first list.
 //
 // Metrics (metrics.ts): every list page and watch request is counted and
-// timed (KP-42), and every EndpointSlice change a watch delivers is timed
-// from its last-change-trigger-time (KP-41).
+// timed by the client (KP-42), and every EndpointSlice change a watch
+// delivers is timed from its last-change-trigger-time (KP-41).
 //
-// Credentials (KP-5..7): kubeconfig (path, context) wins over endpoint (+ tls
-// files); with neither, in-cluster config from KUBERNETES_SERVICE_HOST/PORT and
-// the service-account directory. Service-account tokens are bound and rotate,
-// so the token file is read again for every request (list page or watch
-// start; these are rare) instead of once: client-node's own FileAuth rereads
-// only after 60 s and its kubeconfig `token-file` support reads once at load.
+// Credentials (KP-5..7, connection.ts): kubeconfig (path, context) wins over
+// endpoint (+ tls files); with neither, in-cluster config from
+// KUBERNETES_SERVICE_HOST/PORT and the service-account directory.
+// Service-account tokens are bound and rotate, so token files are read again
+// for every request (list page or watch start; these are rare) and after a
+// 401, instead of once.
 
-import fs from 'node:fs';
-import { STATUS_CODES } from 'node:http';
-import net from 'node:net';
-import path from 'node:path';
-import type {
-  Cluster,
-  CoreV1Api,
-  DiscoveryV1Api,
-  KubeConfig,
-  RequestContext,
-  ResponseContext,
-  User,
-} from '@kubernetes/client-node';
 import type { Logger } from '../../src/log.ts';
+import { resolveConnection } from './connection.ts';
 import {
   isTerminating,
   objectKey,
@@ -65,7 +61,16 @@ import {
   toServiceRecord,
   type ObjectKey,
 } from './convert.ts';
-import { hostLabel, observeDnsProgramming, startRestRequest } from './metrics.ts';
+import {
+  ApiError,
+  createApiClient,
+  statusCodeOf,
+  type ApiClient,
+  type ListPage,
+  type WatchEventType,
+  type WatchOutcome as ClientWatchOutcome,
+} from './http-client.ts';
+import { observeDnsProgramming } from './metrics.ts';
 import { parseLabelSelector } from './selector.ts';
 import type {
   ApiConnection,
@@ -115,285 +120,31 @@ export const DEFAULT_TUNING: ApiSourceTuning = {
 };
 
 // ---------------------------------------------------------------------------
-// client-node, loaded on first use: importing it adds about 55 MB of RSS
-// (undici plus thousands of generated model classes; Node 24), which a server
-// without an API source (manifests, or no kubernetes plugin) should not pay
-// just because this module is imported.
-
-type ClientNode = typeof import('@kubernetes/client-node');
-let clientNode: Promise<ClientNode> | null = null;
-
-function loadClientNode(): Promise<ClientNode> {
-  clientNode ??= import('@kubernetes/client-node');
-  return clientNode;
-}
-
-// ---------------------------------------------------------------------------
-// Configuration (KP-5..7)
-
-const TOKEN_FILE_PROVIDER = 'clusterdns-token-file';
-
-type Authenticator = Parameters<KubeConfig['addAuthenticator']>[0];
-
-/** Bearer token from a file, read again on every request (KP-5). */
-function tokenFileAuthenticator(): Authenticator {
-  const lastGood = new Map<string, string>();
-  return {
-    isAuthProvider: (user: User) => user.authProvider?.name === TOKEN_FILE_PROVIDER,
-    async applyAuthentication(user: User, opts) {
-      const file: string = user.authProvider.config.path;
-      let token: string;
-      try {
-        token = fs.readFileSync(file, 'utf8').trim();
-        lastGood.set(file, token);
-      } catch (err) {
-        // Mid-rotation the file can be briefly missing: keep the previous token.
-        token = lastGood.get(file) ?? '';
-        if (!token) throw new Error(`cannot read token file ${file}: ${(err as Error).message}`);
-      }
-      const headers = ((opts as { headers?: Record<string, unknown> }).headers ??= {});
-      headers.Authorization = `Bearer ${token}`;
-    },
-  };
-}
-
-export interface LoadedKubeConfig {
-  kubeConfig: KubeConfig;
-  /** The API server URL. */
-  server: string;
-  /** How it was configured, for logs. */
-  description: string;
-}
-
-function readable(file: string, what: string): void {
-  try {
-    fs.accessSync(file, fs.constants.R_OK);
-  } catch (err) {
-    throw new Error(`${what} ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
-  }
-}
-
-/**
- * client-node refuses plain-http servers unless insecure-skip-tls-verify is
- * set; with http there is no TLS to verify, so set it (kubectl accepts them).
- */
-function allowHttp(cluster: Cluster): Cluster {
-  return cluster.server.startsWith('http:') ? { ...cluster, skipTLSVerify: true } : cluster;
-}
-
-/** Builds the client configuration from the plugin's options (KP-5..7). Rejects on unusable configuration. */
-export async function loadKubeConfig(
-  connection: ApiConnection,
-  tuning: Pick<ApiSourceTuning, 'serviceAccountDir' | 'env'> = DEFAULT_TUNING,
-): Promise<LoadedKubeConfig> {
-  const { KubeConfig } = await loadClientNode();
-  const kc = new KubeConfig();
-  kc.addAuthenticator(tokenFileAuthenticator());
-
-  if (connection.kubeconfig) {
-    const file = path.resolve(connection.kubeconfig.path);
-    const context = connection.kubeconfig.context;
-    // users[].user.token-file: client-node reads it once at load (relative to the working
-    // directory); take it out and read it per request instead, relative to the kubeconfig.
-    const tokenFiles = new Map<string, string>();
-    const { parse: parseYaml } = await import('yaml'); // only kubeconfig users pay for it
-    try {
-      const doc = parseYaml(fs.readFileSync(file, 'utf8')) as { users?: { name?: string; user?: Record<string, unknown> }[] } | null;
-      for (const u of doc?.users ?? []) {
-        const tokenFile = u.user?.['token-file'];
-        if (u.name && typeof tokenFile === 'string' && !u.user?.token && !u.user?.exec && !u.user?.['auth-provider']) {
-          tokenFiles.set(u.name, path.resolve(path.dirname(file), tokenFile));
-          delete u.user!['token-file'];
-        }
-      }
-      kc.loadFromString(JSON.stringify(doc ?? {}));
-    } catch (err) {
-      throw new Error(`kubeconfig ${file}: ${(err as Error).message}`);
-    }
-    kc.makePathsAbsolute(path.dirname(file));
-    if (context) {
-      if (!kc.getContextObject(context)) throw new Error(`kubeconfig ${file}: context "${context}" not found`);
-      kc.setCurrentContext(context);
-    }
-    const current = kc.getContextObject(kc.getCurrentContext());
-    if (!current) throw new Error(`kubeconfig ${file}: no current-context (name one after the path)`);
-    if (!kc.getCurrentCluster()) throw new Error(`kubeconfig ${file}: context "${current.name}" names unknown cluster "${current.cluster}"`);
-    kc.loadFromOptions({
-      clusters: kc.getClusters().map(allowHttp),
-      users: kc.getUsers().map((user) => {
-        const tokenFile = tokenFiles.get(user.name);
-        if (!tokenFile) return user;
-        const { token: _token, ...rest } = user;
-        return { ...rest, authProvider: { name: TOKEN_FILE_PROVIDER, config: { path: tokenFile } } };
-      }),
-      contexts: kc.getContexts(),
-      currentContext: kc.getCurrentContext(),
-    });
-    const server = kc.getCurrentCluster()!.server;
-    return { kubeConfig: kc, server, description: `kubeconfig ${file} context "${kc.getCurrentContext()}"` };
-  }
-
-  if (connection.endpoint) {
-    let url: URL;
-    try {
-      url = new URL(connection.endpoint);
-    } catch {
-      throw new Error(`endpoint ${connection.endpoint}: not a URL`);
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new Error(`endpoint ${connection.endpoint}: expected an http:// or https:// URL`);
-    }
-    const server = connection.endpoint.replace(/\/+$/, '');
-    const tls = connection.tls;
-    if (tls) {
-      readable(path.resolve(tls.cert), 'tls client certificate');
-      readable(path.resolve(tls.key), 'tls client key');
-      readable(path.resolve(tls.ca), 'tls CA certificate');
-    }
-    kc.loadFromOptions({
-      clusters: [
-        allowHttp({ name: 'endpoint', server, skipTLSVerify: false, ...(tls ? { caFile: path.resolve(tls.ca) } : {}) }),
-      ],
-      users: [{ name: 'endpoint', ...(tls ? { certFile: path.resolve(tls.cert), keyFile: path.resolve(tls.key) } : {}) }],
-      contexts: [{ name: 'endpoint', cluster: 'endpoint', user: 'endpoint' }],
-      currentContext: 'endpoint',
-    });
-    return { kubeConfig: kc, server, description: `endpoint ${server}` };
-  }
-
-  // In-cluster, as client-go's rest.InClusterConfig: always https.
-  const host = tuning.env.KUBERNETES_SERVICE_HOST;
-  const port = tuning.env.KUBERNETES_SERVICE_PORT;
-  if (!host || !port) {
-    throw new Error(
-      'unable to load in-cluster configuration, KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must be defined ' +
-        '(outside a cluster, set endpoint or kubeconfig)',
-    );
-  }
-  const tokenFile = path.join(tuning.serviceAccountDir, 'token');
-  const caFile = path.join(tuning.serviceAccountDir, 'ca.crt');
-  readable(tokenFile, 'unable to load in-cluster configuration: service account token');
-  const server = `https://${net.isIPv6(host) ? `[${host}]` : host}:${port}`;
-  kc.loadFromOptions({
-    clusters: [{ name: 'in-cluster', server, skipTLSVerify: false, ...(fs.existsSync(caFile) ? { caFile } : {}) }],
-    users: [{ name: 'in-cluster', authProvider: { name: TOKEN_FILE_PROVIDER, config: { path: tokenFile } } }],
-    contexts: [{ name: 'in-cluster', cluster: 'in-cluster', user: 'in-cluster' }],
-    currentContext: 'in-cluster',
-  });
-  return { kubeConfig: kc, server, description: `in-cluster ${server}` };
-}
-
-// ---------------------------------------------------------------------------
 // Errors
-
-function statusMessage(body: unknown): string | null {
-  let value = body;
-  if (typeof value === 'string') {
-    try {
-      value = JSON.parse(value);
-    } catch {
-      return (value as string).trim() || null;
-    }
-  }
-  if (value && typeof value === 'object' && typeof (value as { message?: unknown }).message === 'string') {
-    return (value as { message: string }).message;
-  }
-  return null;
-}
-
-/** client-node's ApiException (from a list) has a numeric `code`; Watch errors carry `statusCode`. */
-function isApiException(err: unknown): err is Error & { code: number; body: unknown } {
-  return err instanceof Error && typeof (err as { code?: unknown }).code === 'number';
-}
-
-function statusCodeOf(err: unknown): number | null {
-  if (isApiException(err)) return err.code;
-  const code = (err as { statusCode?: unknown } | null)?.statusCode;
-  return typeof code === 'number' ? code : null;
-}
 
 /** One line saying what went wrong: HTTP status and the API server's message, or the network error. */
 export function describeError(err: unknown): string {
-  const code = statusCodeOf(err);
-  if (code !== null) {
-    const message = isApiException(err) ? statusMessage(err.body) : null;
-    let text = `${code} ${STATUS_CODES[code] ?? 'error'}${message ? `: ${message}` : ''}`;
-    if (code === 401) text += ' (the API server rejected the credentials: check the token or client certificate)';
-    if (code === 403) text += ' (check RBAC: list and watch on services, endpointslices, namespaces, pods)';
+  if (err instanceof ApiError) {
+    let text = err.message;
+    if (err.statusCode === 401) text += ' (the API server rejected the credentials: check the token or client certificate)';
+    if (err.statusCode === 403) text += ' (check RBAC: list and watch on services, endpointslices, namespaces, pods)';
     return text;
   }
-  if (err instanceof Error) {
-    if (err.name === 'TimeoutError') return 'timed out';
-    // undici: TypeError('fetch failed') with the socket error as cause.
-    let e: unknown = err;
-    let message = err.message;
-    while (e instanceof Error && e.cause instanceof Error) {
-      e = e.cause;
-      message = (e as Error).message || message;
-    }
-    return message;
-  }
+  if (err instanceof Error) return err.message || err.name;
   return String(err);
 }
 
 // ---------------------------------------------------------------------------
 // Resources
 
-interface ListPage {
-  items: unknown[];
-  metadata?: { resourceVersion?: string; _continue?: string };
-}
-
-interface ListParams {
-  labelSelector?: string;
-  fieldSelector?: string;
-  limit: number;
-  _continue?: string;
-}
-
-interface Apis {
-  core: CoreV1Api;
-  discovery: DiscoveryV1Api;
-}
-
-type CallOptions = ReturnType<typeof callOptions>;
-
-/** What a generated API call reports about its HTTP request, for the metrics (KP-42). */
-interface CallHooks {
-  /** The request is about to go out (credentials applied). */
-  onSend(): void;
-  /** Its response headers arrived. */
-  onResponse(status: number): void;
-}
-
-/** Per-call options that make a generated API call abortable, and report on its request. */
-function callOptions(k8s: ClientNode, signal: AbortSignal, hooks: CallHooks) {
-  return {
-    middleware: [
-      {
-        pre: (ctx: RequestContext) => {
-          ctx.setSignal(signal);
-          hooks.onSend();
-          return new k8s.Observable(Promise.resolve(ctx));
-        },
-        post: (ctx: ResponseContext) => {
-          hooks.onResponse(ctx.httpStatusCode);
-          return new k8s.Observable(Promise.resolve(ctx));
-        },
-      },
-    ],
-    middlewareMergeStrategy: 'append' as const,
-  };
-}
-
 interface KindSpec<R> {
   kind: string;
   /** Plural, as in the URL and in messages. */
   resource: string;
-  watchPath: string;
+  /** The all-namespaces collection, for list and watch. */
+  path: string;
   labelSelector?: string;
   fieldSelector?: string;
-  list(apis: Apis, params: ListParams, options: CallOptions): Promise<ListPage>;
   toRecord(obj: unknown): R | null;
   upsert(store: ClusterStore, record: R): void;
   remove(store: ClusterStore, key: ObjectKey): void;
@@ -422,9 +173,8 @@ function kindSpecs(options: SourceOptions): KindSpec<unknown>[] {
   const services: KindSpec<ServiceRecord> = {
     kind: 'Service',
     resource: 'services',
-    watchPath: '/api/v1/services',
+    path: '/api/v1/services',
     labelSelector: labels,
-    list: (apis, params, o) => apis.core.listServiceForAllNamespaces(params, o),
     toRecord: toServiceRecord,
     upsert: (store, r) => store.upsertService(r),
     remove: (store, k) => store.deleteService(k.namespace, k.name),
@@ -433,9 +183,8 @@ function kindSpecs(options: SourceOptions): KindSpec<unknown>[] {
   const slices: KindSpec<EndpointSliceRecord> = {
     kind: 'EndpointSlice',
     resource: 'endpointslices',
-    watchPath: '/apis/discovery.k8s.io/v1/endpointslices',
+    path: '/apis/discovery.k8s.io/v1/endpointslices',
     labelSelector: labels,
-    list: (apis, params, o) => apis.discovery.listEndpointSliceForAllNamespaces(params, o),
     toRecord: toEndpointSliceRecord,
     upsert: (store, r) => {
       store.upsertEndpointSlice(r);
@@ -447,9 +196,8 @@ function kindSpecs(options: SourceOptions): KindSpec<unknown>[] {
   const namespaces: KindSpec<NamespaceRecord> = {
     kind: 'Namespace',
     resource: 'namespaces',
-    watchPath: '/api/v1/namespaces',
+    path: '/api/v1/namespaces',
     labelSelector: options.namespaceLabelSelector ?? undefined,
-    list: (apis, params, o) => apis.core.listNamespace(params, o),
     toRecord: toNamespaceRecord,
     upsert: (store, r) => store.upsertNamespace(r),
     remove: (store, k) => store.deleteNamespace(k.name),
@@ -458,10 +206,9 @@ function kindSpecs(options: SourceOptions): KindSpec<unknown>[] {
   const pods: KindSpec<PodRecord> = {
     kind: 'Pod',
     resource: 'pods',
-    watchPath: '/api/v1/pods',
+    path: '/api/v1/pods',
     labelSelector: labels,
     fieldSelector: POD_FIELD_SELECTOR,
-    list: (apis, params, o) => apis.core.listPodForAllNamespaces(params, o),
     toRecord: toPodRecord,
     upsert: (store, r) => store.upsertPod(r),
     remove: (store, k) => store.deletePod(k.namespace, k.name),
@@ -600,37 +347,24 @@ class Reflector {
     do {
       const abort = new AbortController();
       this.listAbort = abort;
-      const timer = setTimeout(() => abort.abort(new Error(`list ${spec.resource} timed out after ${tuning.listTimeoutMs} ms`)), tuning.listTimeoutMs);
       let page: ListPage;
-      // KP-42: timed from the moment the request goes out (not when it failed before that,
-      // e.g. on an unreadable token file) until the page has been read.
-      const request: { record: ((status: number | null) => void) | null; status: number | null } = { record: null, status: null };
-      const hooks: CallHooks = {
-        onSend: () => (request.record = startRestRequest(this.source.restHost)),
-        onResponse: (code) => (request.status = code),
-      };
       try {
-        page = await spec.list(
-          this.source.apis!,
-          { labelSelector: spec.labelSelector, fieldSelector: spec.fieldSelector, limit: tuning.pageSize, _continue: cont },
-          callOptions(this.source.k8s!, abort.signal, hooks),
+        page = await this.source.client!.list(
+          spec.path,
+          { labelSelector: spec.labelSelector, fieldSelector: spec.fieldSelector, limit: tuning.pageSize, continue: cont },
+          abort.signal,
+          { timeoutMs: tuning.listTimeoutMs },
         );
-        request.record?.(request.status ?? 200);
-      } catch (err) {
-        if (!this.source.stopped) request.record?.(request.status ?? statusCodeOf(err));
-        if (abort.signal.aborted && abort.signal.reason instanceof Error) throw abort.signal.reason;
-        throw err;
       } finally {
-        clearTimeout(timer);
         this.listAbort = null;
       }
       if (this.source.stopped) throw new StoppedError('stopped');
-      if (!listRv) listRv = page.metadata?.resourceVersion ?? '';
-      for (const item of page.items ?? []) {
+      if (!listRv) listRv = page.metadata.resourceVersion;
+      for (const item of page.items) {
         const record = this.convert(item);
         if (record) records.push(record);
       }
-      cont = page.metadata?._continue || undefined;
+      cont = page.metadata.continue;
     } while (cont);
     spec.replaceAll(this.source.store!, records);
     this.lastListCount = records.length;
@@ -676,95 +410,61 @@ class Reflector {
     else if (type === 'MODIFIED') this.spec.remove(store, key); // e.g. a slice that lost its service-name label
   }
 
-  private watchOnce(): Promise<WatchOutcome> {
+  private onEvent(type: WatchEventType, obj: unknown): void {
+    if (this.source.stopped) return;
+    if (type !== 'BOOKMARK') {
+      try {
+        this.apply(type, obj);
+      } catch (err) {
+        this.source.log.error(`applying a ${type} ${this.spec.kind} event: ${(err as Error).message}`);
+      }
+    }
+    const rv = resourceVersionOf(obj);
+    if (rv) this.rv = rv;
+  }
+
+  private async watchOnce(): Promise<WatchOutcome> {
     const { spec } = this;
     const { tuning } = this.source;
-    return new Promise<WatchOutcome>((resolve) => {
-      const started = Date.now();
-      let events = 0;
-      let gone = false;
-      let errorStatus: string | null = null;
-      let settled = false;
-      let controller: AbortController | null = null;
-      let abortRequested = false;
-      const abort = () => {
-        abortRequested = true;
-        controller?.abort();
-      };
-      const finish = (outcome: WatchOutcome) => {
-        if (settled) return;
-        settled = true;
-        this.interrupt = null;
-        resolve(outcome);
-      };
-      const lasted = () => events > 0 || Date.now() - started >= 1000;
-      this.interrupt = () => {
-        abort();
-        finish({ kind: 'closed', healthy: false });
-      };
-
-      // KP-42. Watch calls `done` with the error before its promise resolves when the request
-      // failed (no response, or a non-200 status); on a 200 the promise resolves first.
-      const record = startRestRequest(this.source.restHost);
-      const watch = new this.source.k8s!.Watch(this.source.kubeConfig!);
-      // Watch aborts a watch with no data for requestTimeoutMs (30 s by default, and private in
-      // the typings): too short for a quiet resource, so it becomes the inactivity limit.
-      (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = tuning.watchInactivityMs;
-      const params: Record<string, string | number | boolean | undefined> = {
-        resourceVersion: this.rv,
-        allowWatchBookmarks: true,
-        timeoutSeconds: tuning.watchTimeoutSeconds(),
-        labelSelector: spec.labelSelector,
-        fieldSelector: spec.fieldSelector,
-      };
-      watch
-        .watch(
-          spec.watchPath,
-          params,
-          (type: string, obj: unknown) => {
-            if (settled || abortRequested) return;
-            if (type === 'ERROR') {
-              const status = obj as { code?: number; message?: string } | null;
-              if (status?.code === 410) gone = true;
-              else errorStatus = `${status?.code ?? ''} ${status?.message ?? 'watch error'}`.trim();
-              abort();
-              return;
-            }
-            if (type !== 'ADDED' && type !== 'MODIFIED' && type !== 'DELETED' && type !== 'BOOKMARK') return;
-            events++;
-            if (type !== 'BOOKMARK') {
-              try {
-                this.apply(type, obj);
-              } catch (err) {
-                // Watch swallows exceptions from this callback; say what happened instead.
-                this.source.log.error(`applying a ${type} ${spec.kind} event: ${(err as Error).message}`);
-              }
-            }
-            const rv = resourceVersionOf(obj);
-            if (rv) this.rv = rv;
-          },
-          (err: unknown) => {
-            if (!this.source.stopped) record(statusCodeOf(err)); // no-op once the 200 is recorded
-            if (gone || statusCodeOf(err) === 410) finish({ kind: 'gone', healthy: lasted() });
-            else if (errorStatus) finish({ kind: 'error', error: new Error(errorStatus), healthy: lasted() });
-            else if (err && (err as Error).name === 'TimeoutError') {
-              // Nothing for watchInactivityMs: the connection may be dead; watch again from rv.
-              this.source.log.debug(`watch ${spec.resource}: no data for ${tuning.watchInactivityMs} ms; reconnecting`);
-              finish({ kind: 'closed', healthy: true });
-            } else if (err && !abortRequested) finish({ kind: 'error', error: err, healthy: lasted() });
-            else finish({ kind: 'closed', healthy: lasted() });
-          },
-        )
-        .then(
-          (c) => {
-            controller = c;
-            if (!this.source.stopped) record(200); // no-op when `done` already recorded a failure
-            if (abortRequested || settled) c.abort();
-            else this.setConnected(); // HTTP 200: the watch is established
-          },
-          (err: unknown) => finish({ kind: 'error', error: err, healthy: false }),
-        );
-    });
+    const started = Date.now();
+    const abort = new AbortController();
+    this.interrupt = () => abort.abort(new StoppedError('stopped'));
+    let outcome: ClientWatchOutcome;
+    try {
+      outcome = await this.source.client!.watch(
+        spec.path,
+        {
+          resourceVersion: this.rv,
+          allowWatchBookmarks: true,
+          timeoutSeconds: tuning.watchTimeoutSeconds(),
+          labelSelector: spec.labelSelector,
+          fieldSelector: spec.fieldSelector,
+        },
+        (type, obj) => this.onEvent(type, obj),
+        abort.signal,
+        {
+          inactivityMs: tuning.watchInactivityMs,
+          onOpen: () => this.setConnected(), // HTTP 200: the watch is established
+        },
+      );
+    } finally {
+      this.interrupt = null;
+    }
+    const healthy = outcome.events > 0 || (outcome.opened && Date.now() - started >= 1000);
+    switch (outcome.kind) {
+      case 'gone':
+        return { kind: 'gone', healthy };
+      case 'error':
+        return { kind: 'error', error: outcome.error, healthy };
+      case 'timeout':
+        // Nothing for watchInactivityMs: the connection may be dead; watch again from rv.
+        this.source.log.debug(`watch ${spec.resource}: no data for ${tuning.watchInactivityMs} ms; reconnecting`);
+        return { kind: 'closed', healthy: true };
+      case 'aborted':
+        return { kind: 'closed', healthy: false };
+      default:
+        return { kind: 'closed', healthy };
+    }
   }
 }
 
@@ -784,14 +484,10 @@ class ApiSource implements ClusterSource {
   readonly log: Logger;
   stopped = false;
   store: ClusterStore | null = null;
-  kubeConfig: KubeConfig | null = null;
-  k8s: ClientNode | null = null;
-  apis: Apis | null = null;
+  client: ApiClient | null = null;
   private readonly connection: ApiConnection;
   private readonly options: SourceOptions;
   private server = '';
-  /** The host label of the REST client metrics (KP-42). */
-  restHost = '';
   private reflectors: Reflector[] = [];
   private loops: Promise<void>[] = [];
   private starting = false;
@@ -815,20 +511,13 @@ class ApiSource implements ClusterSource {
     // Bad selectors would be refused by the server on every request; fail now instead.
     if (this.options.labelSelector) parseLabelSelector(this.options.labelSelector);
     if (this.options.namespaceLabelSelector) parseLabelSelector(this.options.namespaceLabelSelector);
-    const k8s = await loadClientNode();
-    const loaded = await loadKubeConfig(this.connection, this.tuning);
+    const resolved = await resolveConnection(this.connection, this.tuning);
     if (this.stopped) return; // stop() came first
+    this.client = createApiClient(resolved.config);
     this.started = true;
     this.store = store;
-    this.kubeConfig = loaded.kubeConfig;
-    this.k8s = k8s;
-    this.server = loaded.server;
-    this.restHost = hostLabel(loaded.server);
-    this.apis = {
-      core: loaded.kubeConfig.makeApiClient(k8s.CoreV1Api),
-      discovery: loaded.kubeConfig.makeApiClient(k8s.DiscoveryV1Api),
-    };
-    this.log.debug(`connecting to the API server (${loaded.description})`);
+    this.server = resolved.server;
+    this.log.debug(`connecting to the API server (${resolved.description})`);
     this.reflectors = kindSpecs(this.options).map((spec) => new Reflector(spec, this));
     this.loops = this.reflectors.map((r) =>
       r.run().catch((err: unknown) => {
@@ -844,6 +533,7 @@ class ApiSource implements ClusterSource {
     if (!this.started) return;
     for (const r of this.reflectors) r.stop();
     await Promise.all(this.loops);
+    this.client?.close();
   }
 
   state(): string {

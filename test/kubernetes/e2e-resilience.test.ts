@@ -154,7 +154,9 @@ describe('KP-25/P13: the API server goes away', () => {
     api.failRequests(503, { message });
     api.closeWatches();
     await waitFor(() => warnings().length > 0, 'the warning', 3000);
-    expect(warnings()[0]).toMatch(/^\[WARNING\] plugin\/kubernetes: lost connection to the API server \(watch \w+: 503 Service Unavailable\); serving last known records, retrying in [\d.]+s$/);
+    expect(warnings()[0]).toMatch(
+      new RegExp(`^\\[WARNING\\] plugin/kubernetes: lost connection to the API server \\(watch \\w+: 503 Service Unavailable: ${message}\\); serving last known records, retrying in [\\d.]+s$`),
+    );
 
     api.update(clusterIPService('demo', 'changed', '10.96.20.9'));
     api.delete(clusterIPService('demo', 'gone', '10.96.20.3'));

@@ -1,5 +1,5 @@
 // The API source against a real HTTP API server stand-in on loopback
-// (test/support/apiserver.ts): @kubernetes/client-node does the requests.
+// (test/support/apiserver.ts): the lean client (http-client.ts) does the requests.
 
 import fs from 'node:fs';
 import os from 'node:os';

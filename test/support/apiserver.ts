@@ -1,7 +1,8 @@
 // A Kubernetes API server stand-in for tests: real HTTP(S) on loopback, so
-// @kubernetes/client-node runs for real against it. It serves list and watch
-// for the resources cluster DNS reads (services, namespaces, pods, endpoints,
-// endpointslices), with the parts of the API contract a client depends on:
+// the API source's client (and client-node, for exec kubeconfigs) runs for
+// real against it. It serves list and watch for the resources cluster DNS
+// reads (services, namespaces, pods, endpoints, endpointslices), with the
+// parts of the API contract a client depends on:
 //
 // - labelSelector (equality and set-based) and fieldSelector (=, ==, != on any
 //   dotted field path, e.g. status.phase!=Succeeded);
