@@ -8,19 +8,6 @@ import {
 } from './metrics.ts';
 import { rcodeName, typeName } from './wire/constants.ts';
 
-export interface QueryObservation {
-  server: string;
-  zone: string;
-  transport: 'udp' | 'tcp';
-  family: 1 | 2;
-  qtype: number;
-  dnssecOk: boolean;
-  requestSize: number;
-  rcode: number;
-  responseSize: number;
-  seconds: number;
-}
-
 type CounterChild = CounterSeries;
 type HistogramChild = HistogramSeries;
 
@@ -54,25 +41,36 @@ function zoneSeries(server: string, zone: string): ZoneSeries {
   return series;
 }
 
-export function observeQuery(observation: QueryObservation): void {
-  const { server, zone, transport } = observation;
+/** Counts one answered query. Positional arguments: no object is built per query. */
+export function observeQuery(
+  server: string,
+  zone: string,
+  transport: 'udp' | 'tcp',
+  family: 1 | 2,
+  qtype: number,
+  dnssecOk: boolean,
+  requestSize: number,
+  rcode: number,
+  responseSize: number,
+  seconds: number,
+): void {
   const series = zoneSeries(server, zone);
   const tcp = transport === 'tcp' ? 1 : 0;
-  const requestKey = observation.qtype * 4 + tcp * 2 + (observation.family - 1);
+  const requestKey = qtype * 4 + tcp * 2 + (family - 1);
   let requests = series.requests.get(requestKey);
   if (!requests) {
-    requests = dnsRequests.labels(server, zone, '', transport, String(observation.family), typeLabel(typeName(observation.qtype)));
+    requests = dnsRequests.labels(server, zone, '', transport, String(family), typeLabel(typeName(qtype)));
     series.requests.set(requestKey, requests);
   }
   requests.inc();
-  if (observation.dnssecOk) (series.doRequests ??= dnsDoRequests.labels(server, zone, '')).inc();
-  (series.requestSize[tcp] ??= dnsRequestSize.labels(server, zone, '', transport)).observe(observation.requestSize);
-  let responses = series.responses.get(observation.rcode);
+  if (dnssecOk) (series.doRequests ??= dnsDoRequests.labels(server, zone, '')).inc();
+  (series.requestSize[tcp] ??= dnsRequestSize.labels(server, zone, '', transport)).observe(requestSize);
+  let responses = series.responses.get(rcode);
   if (!responses) {
-    responses = dnsResponses.labels(server, zone, '', rcodeName(observation.rcode), '');
-    series.responses.set(observation.rcode, responses);
+    responses = dnsResponses.labels(server, zone, '', rcodeName(rcode), '');
+    series.responses.set(rcode, responses);
   }
   responses.inc();
-  series.duration.observe(observation.seconds);
-  (series.responseSize[tcp] ??= dnsResponseSize.labels(server, zone, '', transport)).observe(observation.responseSize);
+  series.duration.observe(seconds);
+  (series.responseSize[tcp] ??= dnsResponseSize.labels(server, zone, '', transport)).observe(responseSize);
 }

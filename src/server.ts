@@ -336,18 +336,8 @@ export class DnsServer {
   }
 
   private observeDropped(listener: ListenerPlan, query: Query, peer: Peer, responseSize: number): void {
-    observeQuery({
-      server: listener.label,
-      zone: 'dropped',
-      transport: peer.transport,
-      family: peer.remoteAddress.includes(':') ? 2 : 1,
-      qtype: query.qtype,
-      dnssecOk: query.edns?.dnssecOk ?? false,
-      requestSize: query.packet.length,
-      rcode: Rcode.REFUSED,
-      responseSize,
-      seconds: 0,
-    });
+    const family = peer.remoteAddress.includes(':') ? 2 : 1;
+    observeQuery(listener.label, 'dropped', peer.transport, family, query.qtype, query.edns?.dnssecOk ?? false, query.packet.length, Rcode.REFUSED, responseSize, 0);
   }
 
   /** WIRE-5: an exception in the chain is SERVFAIL, logged and counted. */

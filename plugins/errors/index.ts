@@ -3,7 +3,7 @@
 import { expectArgs, onlyOnce, parseDuration, setupError, unknownProperty } from '../../src/corefile/setup.ts';
 import type { Token } from '../../src/corefile/types.ts';
 import { writeLog, type LogLevel } from '../../src/log.ts';
-import { definePlugin, whenReplied, type Request } from '../../src/plugin.ts';
+import { definePlugin, type Request } from '../../src/plugin.ts';
 import { typeName } from '../../src/wire/constants.ts';
 import type { Reply } from '../../src/wire/message.ts';
 
@@ -114,7 +114,8 @@ export default definePlugin<ErrorsConfig>({
           if (config.stacktrace && error instanceof Error) log.error(error.stack ?? error.message);
           throw error;
         }
-        return whenReplied(result, (reply) => report(request, reply));
+        // No closure on the synchronous path: this runs for every query.
+        return result instanceof Promise ? result.then((reply) => report(request, reply)) : report(request, result);
       },
       stop() {
         for (const consolidator of consolidators) consolidator.flush();

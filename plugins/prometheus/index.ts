@@ -6,8 +6,8 @@ import { expectArgs, onlyOnce, setupError, unknownProperty } from '../../src/cor
 import { observeQuery } from '../../src/dns-metrics.ts';
 import { attachRoute, parseHttpAddress, type Attachment } from '../../src/http.ts';
 import { buildInfo, pluginEnabled, registry } from '../../src/metrics.ts';
-import { definePlugin, whenReplied } from '../../src/plugin.ts';
-import { encodedLength } from '../../src/wire/message.ts';
+import { definePlugin, type Request } from '../../src/plugin.ts';
+import { encodedLength, type Reply } from '../../src/wire/message.ts';
 import { VERSION } from '../../src/version.ts';
 
 export interface PrometheusConfig {
@@ -22,6 +22,24 @@ function enableProcessMetrics(): void {
   processMetricsOn = true;
   collectDefaultMetrics({ register: registry });
   buildInfo.labels(VERSION, '', `node ${process.version}`).set(1);
+}
+
+/** PROM-2: one observation per query, after the chain answered it. */
+function record(request: Request, reply: Reply, started: number): Reply {
+  const { query } = request;
+  observeQuery(
+    request.server,
+    request.zone,
+    request.transport,
+    request.family,
+    query.qtype,
+    query.edns?.dnssecOk ?? false,
+    query.packet.length,
+    reply.rcode,
+    encodedLength(query, reply),
+    (performance.now() - started) / 1000,
+  );
+  return reply;
 }
 
 export default definePlugin<PrometheusConfig>({
@@ -58,22 +76,9 @@ export default definePlugin<PrometheusConfig>({
       },
       serve(request, next) {
         const started = performance.now();
-        return whenReplied(next(request), (reply) => {
-          const { query } = request;
-          observeQuery({
-            server: request.server,
-            zone: request.zone,
-            transport: request.transport,
-            family: request.family,
-            qtype: query.qtype,
-            dnssecOk: query.edns?.dnssecOk ?? false,
-            requestSize: query.packet.length,
-            rcode: reply.rcode,
-            responseSize: encodedLength(query, reply),
-            seconds: (performance.now() - started) / 1000,
-          });
-          return reply;
-        });
+        const result = next(request);
+        // No closure on the synchronous path: this runs for every query.
+        return result instanceof Promise ? result.then((reply) => record(request, reply, started)) : record(request, result, started);
       },
       async stop() {
         await attachment?.detach();
