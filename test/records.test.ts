@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { Class, Flag, Type } from '../src/wire/constants.ts';
 import { encodeReply, type Reply } from '../src/wire/message.ts';
 import { decodeQuery, isRejection, type Query } from '../src/wire/query.ts';
-import { decodeMessage, decodeQuestion, MessageFormatError, TYPE_DNAME } from '../src/wire/records.ts';
+import { decodeMessage, decodeQuestion, MessageFormatError } from '../src/wire/records.ts';
 import { buildQuery } from './support/dns.ts';
 
 function reply(packet: Partial<Packet>): Buffer {
@@ -81,7 +81,7 @@ describe('decodeMessage', () => {
       answers: [{ name: 'old.example', type: 'DNAME', ttl: 60, data: 'new.example' } as never],
     });
     const message = decodeMessage(packet);
-    expect(message.answer[0]).toEqual({ name: 'old.example.', type: TYPE_DNAME, class: Class.IN, ttl: 60, data: 'new.example.' });
+    expect(message.answer[0]).toEqual({ name: 'old.example.', type: Type.DNAME, class: Class.IN, ttl: 60, data: 'new.example.' });
   });
 
   it('takes the OPT out of the additional section into edns, with its extended RCODE bits', () => {

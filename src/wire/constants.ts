@@ -41,6 +41,7 @@ export const Type = {
   TXT: 16,
   AAAA: 28,
   SRV: 33,
+  DNAME: 39,
   NAPTR: 35,
   DS: 43,
   OPT: 41,

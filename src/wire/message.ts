@@ -177,7 +177,7 @@ class BodyWriter {
       case Type.NS:
       case Type.PTR:
         return this.name(data as string, true);
-      case 39: // DNAME (RFC 6672 §2.5): the target is never compressed
+      case Type.DNAME: // RFC 6672 §2.5: the target is never compressed
         return this.name(data as string, false);
       case Type.SRV: {
         const srv = data as SrvData;

@@ -17,7 +17,6 @@ import { Flag, HEADER_LENGTH, Type } from './constants.ts';
 import type { RecordData, ResourceRecord } from './message.ts';
 
 /** DNAME (RFC 6672); not in constants.ts's Type table. */
-export const TYPE_DNAME = 39;
 
 export class MessageFormatError extends Error {
   constructor(message: string) {
@@ -209,7 +208,7 @@ function readRdata(reader: Reader, type: number, rdlength: number, end: number):
     reader.offset = end;
     return ip.decode(packet, start, rdlength);
   }
-  if (SINGLE_NAME_TYPES.has(type) || type === TYPE_DNAME) return reader.name(end).text;
+  if (SINGLE_NAME_TYPES.has(type) || type === Type.DNAME) return reader.name(end).text;
   switch (type) {
     case Type.MX: {
       const preference = reader.u16('MX preference', end);
