@@ -13,7 +13,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TestApiServer } from '../test/support/apiserver.ts';
-import { generateCluster, type SyntheticCluster } from './synthetic.ts';
+import { clusterObjects, generateCluster, type SyntheticCluster } from './synthetic.ts';
 import { freePort, machine, rssBytes, stop, waitForHttp } from './tools.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -22,31 +22,7 @@ const sizesArg = args[args.indexOf('--sizes') + 1];
 const SIZES = args.includes('--sizes') && sizesArg ? sizesArg.split(',').map(Number) : [1_000, 10_000, 50_000];
 
 function load(api: TestApiServer, cluster: SyntheticCluster): void {
-  for (const name of cluster.namespaces) api.add({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
-  for (const service of cluster.services) {
-    api.add({
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: { name: service.name, namespace: service.namespace },
-      spec: {
-        clusterIP: service.headless ? 'None' : service.clusterIP,
-        clusterIPs: [service.headless ? 'None' : service.clusterIP],
-        ports: service.ports.map((port) => ({ ...port, targetPort: port.port })),
-      },
-    });
-    api.add({
-      apiVersion: 'discovery.k8s.io/v1',
-      kind: 'EndpointSlice',
-      metadata: { name: `${service.name}-abcde`, namespace: service.namespace, labels: { 'kubernetes.io/service-name': service.name } },
-      addressType: 'IPv4',
-      endpoints: service.endpoints.map((address, i) => ({
-        addresses: [address],
-        conditions: { ready: true },
-        targetRef: { kind: 'Pod', name: `${service.name}-${i}`, namespace: service.namespace },
-      })),
-      ports: service.ports,
-    });
-  }
+  for (const object of clusterObjects(cluster)) api.add(object);
 }
 
 async function metric(port: number, name: string): Promise<number> {

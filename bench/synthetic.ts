@@ -65,32 +65,48 @@ export function generateCluster(shape: ClusterShape): SyntheticCluster {
   return { namespaces, services };
 }
 
-/** Writes the cluster as manifests the kubernetes plugin's `manifests` option reads. */
-export function writeManifests(cluster: SyntheticCluster, directory: string): void {
-  mkdirSync(directory, { recursive: true });
-  const documents: unknown[] = cluster.namespaces.map((name) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }));
+/** The cluster as Kubernetes objects: Namespaces, Services and one EndpointSlice per Service. */
+export interface ClusterObject {
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  [field: string]: unknown;
+}
+
+export function clusterObjects(cluster: SyntheticCluster): ClusterObject[] {
+  const objects: ClusterObject[] =
+    cluster.namespaces.map((name) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }));
   for (const service of cluster.services) {
-    documents.push({
+    objects.push({
       apiVersion: 'v1',
       kind: 'Service',
       metadata: { name: service.name, namespace: service.namespace },
       spec: {
         clusterIP: service.headless ? 'None' : service.clusterIP,
-        clusterIPs: service.headless ? ['None'] : [service.clusterIP],
+        clusterIPs: [service.headless ? 'None' : service.clusterIP],
         ports: service.ports.map((port) => ({ ...port, targetPort: port.port })),
       },
     });
-    documents.push({
+    objects.push({
       apiVersion: 'discovery.k8s.io/v1',
       kind: 'EndpointSlice',
       metadata: { name: `${service.name}-abcde`, namespace: service.namespace, labels: { 'kubernetes.io/service-name': service.name } },
       addressType: 'IPv4',
-      endpoints: service.endpoints.map((address) => ({ addresses: [address], conditions: { ready: true } })),
+      endpoints: service.endpoints.map((address, i) => ({
+        addresses: [address],
+        conditions: { ready: true },
+        targetRef: { kind: 'Pod', name: `${service.name}-${i}`, namespace: service.namespace },
+      })),
       ports: service.ports,
     });
   }
+  return objects;
+}
+
+/** Writes the cluster as manifests the kubernetes plugin's `manifests` option reads. */
+export function writeManifests(cluster: SyntheticCluster, directory: string): void {
+  mkdirSync(directory, { recursive: true });
   // JSON is valid YAML; a List keeps it one file, as `kubectl get -o yaml` writes.
-  writeFileSync(join(directory, 'cluster.json'), JSON.stringify({ apiVersion: 'v1', kind: 'List', items: documents }));
+  writeFileSync(join(directory, 'cluster.json'), JSON.stringify({ apiVersion: 'v1', kind: 'List', items: clusterObjects(cluster) }));
 }
 
 /** The query mix of the issue: what pods with ndots:5 and a search path send. */
