@@ -354,6 +354,7 @@ function execForm(instruction: Instruction | undefined): string[] {
 const dockerfile = parseDockerfile(readFileSync(DOCKERFILE, 'utf8'));
 const allStages = stages(dockerfile);
 const finalStage = allStages.at(-1)!;
+const buildStage = allStages[0]!;
 const last = (stage: Instruction[], keyword: string) => stage.filter((instruction) => instruction.keyword === keyword).at(-1);
 const all = (stage: Instruction[], keyword: string) => stage.filter((instruction) => instruction.keyword === keyword);
 const entrypoint = execForm(last(finalStage, 'ENTRYPOINT'));
@@ -420,7 +421,12 @@ describe('deploy/Dockerfile: the image runs like CoreDNS\'s under the stock Depl
         const parts = instruction.args.split(/\s+/).filter((part) => !part.startsWith('--'));
         return parts.slice(0, -1);
       });
-    expect(copied.sort()).toEqual(['bin', 'package-lock.json', 'package.json', 'plugins', 'src']);
+    expect(copied.sort()).toEqual(['package-lock.json', 'package.json']);
+    // The sources come from the build stage, stripped to JavaScript there.
+    const fromBuild = all(finalStage, 'COPY').filter((instruction) => instruction.args.startsWith('--from=build'))
+      .map((instruction) => instruction.args.split(/\s+/)[1]);
+    expect(fromBuild.sort()).toEqual(['/clusterdns/bin', '/clusterdns/node_modules', '/clusterdns/plugins', '/clusterdns/src', '/usr/local/bin/node']);
+    expect(all(buildStage, 'RUN').some((instruction) => instruction.args.includes('strip-types.ts bin src plugins'))).toBe(true);
     expect(entrypoint[1]!.startsWith(`${workdir}/`)).toBe(true);
     expect(existsSync(join(ROOT, relative(workdir, entrypoint[1]!)))).toBe(true);
     // Nothing declares a VOLUME or writes at start: readOnlyRootFilesystem works.
@@ -431,7 +437,7 @@ describe('deploy/Dockerfile: the image runs like CoreDNS\'s under the stock Depl
     const lines = readFileSync(DOCKERIGNORE, 'utf8').split('\n').map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'));
     expect(lines[0]).toBe('*');
     const included = lines.filter((line) => line.startsWith('!')).map((line) => line.slice(1).replace(/\/$/, ''));
-    expect(included.sort()).toEqual(['bin', 'package-lock.json', 'package.json', 'plugins', 'src']);
+    expect(included.sort()).toEqual(['bin', 'deploy/strip-types.ts', 'package-lock.json', 'package.json', 'plugins', 'src']);
   });
 });
 
@@ -531,8 +537,28 @@ function udpQuery(port: number, name: string, timeoutMs: number): Promise<dnsPac
   });
 }
 
-describe('the image\'s command starts the server from the repo (STOCK-7)', () => {
+/** What the image's build stage makes of the sources: a copy with bin/, src/ and plugins/ stripped to JavaScript. */
+function strippedCopy(): string {
+  const copy = tempDir('image');
+  for (const entry of ['bin', 'src', 'plugins']) execFileSync('cp', ['-r', join(ROOT, entry), join(copy, entry)]);
+  copyFileSync(join(ROOT, 'package.json'), join(copy, 'package.json'));
+  execFileSync('ln', ['-s', join(ROOT, 'node_modules'), join(copy, 'node_modules')]);
+  execFileSync(process.execPath, [join(ROOT, 'deploy/strip-types.ts'), 'bin', 'src', 'plugins'], { cwd: copy, stdio: 'ignore' });
+  return copy;
+}
+
+describe('the image\'s command starts the server from the stripped sources (STOCK-7)', () => {
+  it('deploy/strip-types.ts leaves no TypeScript and no .ts specifier behind', () => {
+    const copy = strippedCopy();
+    const files = execFileSync('find', ['bin', 'src', 'plugins', '-type', 'f'], { cwd: copy, encoding: 'utf8' }).trim().split('\n');
+    expect(files.filter((file) => file.endsWith('.ts'))).toEqual([]);
+    for (const file of files.filter((name) => name.endsWith('.js'))) {
+      expect(readFileSync(join(copy, file), 'utf8'), file).not.toMatch(/(?:from|import)\s*\(?\s*['"]\.{1,2}\/[^'"]+\.ts['"]/);
+    }
+  });
+
   it('STOCK-7: ENTRYPOINT + CMD with the Corefile path swapped for a temp file serves DNS, and SIGTERM exits 0', async () => {
+    const image = strippedCopy();
     const port = await freePort();
     const dir = tempDir('run');
     const corefile = join(dir, 'Corefile');
@@ -543,11 +569,11 @@ describe('the image\'s command starts the server from the repo (STOCK-7)', () =>
     const toHost = (arg: string): string => {
       if (arg === entrypoint[0]) return process.execPath;
       if (arg === '/etc/coredns/Corefile') return corefile;
-      if (arg.startsWith(`${workdir}/`)) return join(ROOT, arg.slice(workdir.length + 1));
+      if (arg.startsWith(`${workdir}/`)) return join(image, arg.slice(workdir.length + 1));
       return arg;
     };
     const argv = [...entrypoint, ...cmd].map(toHost);
-    expect(argv).toEqual([process.execPath, join(ROOT, 'bin/clusterdns.js'), '-conf', corefile]);
+    expect(argv).toEqual([process.execPath, join(image, 'bin/clusterdns.js'), '-conf', corefile]);
 
     const child = spawn(argv[0]!, argv.slice(1), {
       cwd: work,
