@@ -16,10 +16,10 @@ import { randomFillSync } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import tls from 'node:tls';
-import { Flag, HEADER_LENGTH, Type } from '../../src/wire/constants.ts';
+import { Class, Flag, HEADER_LENGTH, Type } from '../../src/wire/constants.ts';
 import type { Reply, ResourceRecord } from '../../src/wire/message.ts';
-import { canonicalName, nameToLabels } from '../../src/wire/names.ts';
-import type { Query } from '../../src/wire/query.ts';
+import { canonicalName } from '../../src/wire/names.ts';
+import { encodeQuestion, type Query } from '../../src/wire/query.ts';
 import { decodeMessage, decodeQuestion, type DecodedQuestion } from '../../src/wire/records.ts';
 import { UpstreamMetrics } from './metrics.ts';
 import type { TlsSettings, UpstreamSpec } from './setup.ts';
@@ -722,19 +722,5 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 
 /** `<domain> IN NS`, RD as configured, no EDNS: the health probe (FWD-9). */
 function buildProbe(id: number, domain: string, recursionDesired: boolean): Buffer {
-  const labels = nameToLabels(domain);
-  const nameLength = labels.reduce((sum, label) => sum + label.length + 1, 1);
-  const packet = Buffer.alloc(HEADER_LENGTH + nameLength + 4);
-  packet.writeUInt16BE(id, 0);
-  packet.writeUInt16BE(recursionDesired ? Flag.RD : 0, 2);
-  packet.writeUInt16BE(1, 4);
-  let offset = HEADER_LENGTH;
-  for (const label of labels) {
-    packet[offset++] = label.length;
-    offset += packet.write(label, offset, 'latin1');
-  }
-  packet[offset++] = 0;
-  packet.writeUInt16BE(Type.NS, offset);
-  packet.writeUInt16BE(1, offset + 2);
-  return packet;
+  return encodeQuestion(id, recursionDesired ? Flag.RD : 0, domain, Type.NS, Class.IN);
 }

@@ -15,7 +15,8 @@ import { writeLog } from '../../src/log.ts';
 import { definePlugin, type BlockContext, type ListeningAddress } from '../../src/plugin.ts';
 import { Class, Flag, HEADER_LENGTH, Rcode, Type } from '../../src/wire/constants.ts';
 import { emptyReply } from '../../src/wire/message.ts';
-import { isSubdomain, nameToLabels } from '../../src/wire/names.ts';
+import { isSubdomain } from '../../src/wire/names.ts';
+import { encodeQuestion } from '../../src/wire/query.ts';
 
 /**
  * What the plugin does on a loop, and its timings. Tests replace `exit` so a
@@ -59,20 +60,7 @@ function hostPort(host: string, port: number): string {
 function exchange(qname: string, host: string, port: number, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
   if (signal.aborted) return Promise.resolve(false);
   const id = randomBytes(2).readUInt16BE();
-  const labels = nameToLabels(qname);
-  const nameLength = labels.reduce((sum, label) => sum + label.length + 1, 1);
-  const packet = Buffer.alloc(HEADER_LENGTH + nameLength + 4);
-  packet.writeUInt16BE(id, 0);
-  packet.writeUInt16BE(Flag.RD, 2);
-  packet.writeUInt16BE(1, 4);
-  let offset = HEADER_LENGTH;
-  for (const label of labels) {
-    packet[offset++] = label.length;
-    offset += packet.write(label, offset, 'latin1');
-  }
-  packet[offset++] = 0;
-  packet.writeUInt16BE(Type.HINFO, offset);
-  packet.writeUInt16BE(Class.IN, offset + 2);
+  const packet = encodeQuestion(id, Flag.RD, qname, Type.HINFO, Class.IN);
   return new Promise<boolean>((resolve) => {
     const socket = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
     socket.unref();

@@ -3,6 +3,7 @@
 // object per record and per label. Rules: WIRE-1, WIRE-2, WIRE-9..12.
 
 import { Flag, HEADER_LENGTH, Opcode, Rcode, Type } from './constants.ts';
+import { nameToLabels } from './names.ts';
 
 export interface Edns {
   /** The client's advertised UDP payload size, as sent (may be below 512). */
@@ -182,4 +183,40 @@ function skipRecord(packet: Buffer, offset: number): number {
 
 export function isRejection(result: Query | Rejection): result is Rejection {
   return (result as Query).packet === undefined;
+}
+
+/**
+ * A query packet for `qname`: the server's own questions (ExternalName chase,
+ * health and loop probes). Cold path. `edns` adds an OPT record.
+ */
+export function encodeQuestion(
+  id: number,
+  flags: number,
+  qname: string,
+  qtype: number,
+  qclass: number,
+  edns: { udpSize: number; dnssecOk: boolean } | null = null,
+): Buffer {
+  const labels = nameToLabels(qname);
+  const nameLength = labels.reduce((sum, label) => sum + label.length + 1, 1);
+  const packet = Buffer.alloc(HEADER_LENGTH + nameLength + 4 + (edns ? 11 : 0));
+  packet.writeUInt16BE(id, 0);
+  packet.writeUInt16BE(flags, 2);
+  packet.writeUInt16BE(1, 4);
+  let offset = HEADER_LENGTH;
+  for (const label of labels) {
+    packet[offset++] = label.length;
+    offset += packet.write(label, offset, 'latin1');
+  }
+  packet[offset++] = 0;
+  packet.writeUInt16BE(qtype, offset);
+  packet.writeUInt16BE(qclass, offset + 2);
+  offset += 4;
+  if (edns) {
+    packet.writeUInt16BE(1, 10);
+    packet.writeUInt16BE(Type.OPT, offset + 1);
+    packet.writeUInt16BE(edns.udpSize, offset + 3);
+    packet.writeUInt16BE(edns.dnssecOk ? 0x8000 : 0, offset + 7);
+  }
+  return packet;
 }
