@@ -22,17 +22,21 @@
 // again; it listed without pagination and asked for no bookmarks or
 // timeoutSeconds. So each resource here runs a small reflector of its own:
 // each page of a list (500 per page) and each watch event is converted to
-// records at once and the object dropped; the only state kept per resource
-// is the last resourceVersion. The store holds the records.
+// records at once, the records put into the store and the objects dropped;
+// the only state kept per resource is the last resourceVersion. The store
+// holds the records.
 //
 // Per resource, the loop is:
-//   list (all pages) → store.replaceAll(kind, records) → rv = list's resourceVersion
+//   list (all pages, each page into a store.beginReplace session as it
+//     arrives; commit removes what the list did not contain; stores without
+//     sessions get store.replaceAll(kind, records)) → rv = list's resourceVersion
 //   watch from rv (allowWatchBookmarks, timeoutSeconds 5–10 min); every event
 //     and BOOKMARK advances rv
 //   watch ended normally (server timeout, inactivity timeout) → watch again from rv
 //   410 Gone (an ERROR event with code 410, or HTTP 410) → list again; the
-//     re-list replaces everything at once, so records that still exist are
-//     never absent in between, and deleted ones disappear
+//     re-list updates records in place and removes the missing ones on
+//     commit, so records that still exist are never absent in between, and
+//     deleted ones disappear
 //   any other error → keep serving what the store has; retry after a backoff
 //     of 0.5 s doubling to 30 s (reset once a list succeeds or a watch has
 //     lasted or delivered events), from rv when there is one
@@ -51,6 +55,7 @@
 
 import type { Logger } from '../../src/log.ts';
 import { resolveConnection } from './connection.ts';
+import { compactHeap } from './heap.ts';
 import {
   isTerminating,
   objectKey,
@@ -79,6 +84,7 @@ import type {
   EndpointSliceRecord,
   NamespaceRecord,
   PodRecord,
+  ReplaceSession,
   ServiceRecord,
   SourceOptions,
 } from './model.ts';
@@ -93,6 +99,15 @@ export interface ApiSourceTuning {
   jitter: number;
   /** Items per list page (limit). */
   pageSize: number;
+  /** After the first sync, and after a list of at least this many records, compact the heap once lists are done (heap.ts); 0: never. */
+  compactAfterRecords: number;
+  /**
+   * While lists run, also compact when RSS has grown by compactOnGrowth (a
+   * fraction; 0: never) since the last compaction and at least
+   * compactEveryRecords records were listed since.
+   */
+  compactOnGrowth: number;
+  compactEveryRecords: number;
   /** Abort a list page that takes longer. */
   listTimeoutMs: number;
   /** timeoutSeconds sent with each watch (the server ends the watch then). */
@@ -110,6 +125,9 @@ export const DEFAULT_TUNING: ApiSourceTuning = {
   backoffMaxMs: 30_000,
   jitter: 0.1,
   pageSize: 500,
+  compactAfterRecords: 1000,
+  compactOnGrowth: 0.1,
+  compactEveryRecords: 5000,
   listTimeoutMs: 60_000,
   // client-go: a random 5–10 minutes, so watches of many clients do not end together.
   watchTimeoutSeconds: () => 300 + Math.floor(Math.random() * 300),
@@ -149,6 +167,8 @@ interface KindSpec<R> {
   upsert(store: ClusterStore, record: R): void;
   remove(store: ClusterStore, key: ObjectKey): void;
   replaceAll(store: ClusterStore, records: R[]): void;
+  /** store.beginReplace for this kind, when the store has it. */
+  beginReplace(store: ClusterStore): ReplaceSession<R> | null;
   /** Watch events for which this is true are ignored. */
   ignoreEvent?(obj: unknown): boolean;
 }
@@ -179,6 +199,7 @@ function kindSpecs(options: SourceOptions): KindSpec<unknown>[] {
     upsert: (store, r) => store.upsertService(r),
     remove: (store, k) => store.deleteService(k.namespace, k.name),
     replaceAll: (store, rs) => store.replaceAll('Service', rs),
+    beginReplace: (store) => store.beginReplace?.('Service') ?? null,
   };
   const slices: KindSpec<EndpointSliceRecord> = {
     kind: 'EndpointSlice',
@@ -192,6 +213,7 @@ function kindSpecs(options: SourceOptions): KindSpec<unknown>[] {
     },
     remove: (store, k) => store.deleteEndpointSlice(k.namespace, k.name),
     replaceAll: (store, rs) => store.replaceAll('EndpointSlice', rs),
+    beginReplace: (store) => store.beginReplace?.('EndpointSlice') ?? null,
   };
   const namespaces: KindSpec<NamespaceRecord> = {
     kind: 'Namespace',
@@ -202,6 +224,7 @@ function kindSpecs(options: SourceOptions): KindSpec<unknown>[] {
     upsert: (store, r) => store.upsertNamespace(r),
     remove: (store, k) => store.deleteNamespace(k.name),
     replaceAll: (store, rs) => store.replaceAll('Namespace', rs),
+    beginReplace: (store) => store.beginReplace?.('Namespace') ?? null,
   };
   const pods: KindSpec<PodRecord> = {
     kind: 'Pod',
@@ -213,6 +236,7 @@ function kindSpecs(options: SourceOptions): KindSpec<unknown>[] {
     upsert: (store, r) => store.upsertPod(r),
     remove: (store, k) => store.deletePod(k.namespace, k.name),
     replaceAll: (store, rs) => store.replaceAll('Pod', rs),
+    beginReplace: (store) => store.beginReplace?.('Pod') ?? null,
     // Updates for pods being deleted are ignored; the DELETED event removes them (KP-22).
     ignoreEvent: isTerminating,
   };
@@ -341,7 +365,14 @@ class Reflector {
   private async list(): Promise<void> {
     const { spec } = this;
     const { tuning } = this.source;
-    const records: unknown[] = [];
+    const store = this.source.store!;
+    // Each page goes into the store as it arrives (a ReplaceSession) and is
+    // dropped: neither the raw objects of more than one page nor all the
+    // records of the list are ever held at once. Stores without sessions get
+    // one replaceAll with every record at the end.
+    const session = spec.beginReplace(store);
+    const records: unknown[] | null = session ? null : [];
+    let count = 0;
     let listRv = '';
     let cont: string | undefined;
     do {
@@ -360,14 +391,25 @@ class Reflector {
       }
       if (this.source.stopped) throw new StoppedError('stopped');
       if (!listRv) listRv = page.metadata.resourceVersion;
-      for (const item of page.items) {
+      const items = page.items;
+      for (let i = 0; i < items.length; i++) {
+        const item = items[i];
+        // Converted objects become garbage at once, not when the whole page is done:
+        // less survives each young-generation GC, so the young generation grows slower.
+        items[i] = null;
         const record = this.convert(item);
-        if (record) records.push(record);
+        if (!record) continue;
+        count++;
+        if (session) session.add(record);
+        else records!.push(record);
       }
+      this.source.pageDone(items.length);
       cont = page.metadata.continue;
     } while (cont);
-    spec.replaceAll(this.source.store!, records);
-    this.lastListCount = records.length;
+    if (session) session.commit();
+    else spec.replaceAll(store, records!);
+    this.lastListCount = count;
+    this.source.listDone(count);
     // Without a resourceVersion (not seen from real servers), "0" makes the watch start with the current state.
     this.rv = listRv || '0';
     if (!this.synced) {
@@ -497,6 +539,12 @@ class ApiSource implements ClusterSource {
   private health: 'up' | 'down' = 'up';
   private lastLoggedReason: string | null = null;
   private lastWarningAt = 0;
+  /** A large list completed since the last heap compaction (heap.ts). */
+  private compactionDue = false;
+  private compactionTimer: NodeJS.Timeout | null = null;
+  /** RSS right after the last compaction (at start: the RSS then), and records listed since, for compactOnGrowth. */
+  private rssAfterCompaction = 0;
+  private listedSinceCompaction = 0;
 
   constructor(connection: ApiConnection, options: SourceOptions, log: Logger, tuning: ApiSourceTuning) {
     this.connection = connection;
@@ -515,6 +563,7 @@ class ApiSource implements ClusterSource {
     if (this.stopped) return; // stop() came first
     this.client = createApiClient(resolved.config);
     this.started = true;
+    this.rssAfterCompaction = process.memoryUsage.rss();
     this.store = store;
     this.server = resolved.server;
     this.log.debug(`connecting to the API server (${resolved.description})`);
@@ -530,6 +579,7 @@ class ApiSource implements ClusterSource {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    if (this.compactionTimer) clearTimeout(this.compactionTimer);
     if (!this.started) return;
     for (const r of this.reflectors) r.stop();
     await Promise.all(this.loops);
@@ -554,10 +604,60 @@ class ApiSource implements ClusterSource {
     return `connected to ${this.server}`;
   }
 
+  /**
+   * A list page was applied. A long list grows V8's young generation to its
+   * maximum and leaves garbage in the old one (heap.ts); compacting whenever
+   * RSS has grown by compactOnGrowth since the last compaction (checked every
+   * compactEveryRecords listed records) bounds what a list adds on top of the
+   * index (a re-list's peak, and the peak of the first sync, which counts
+   * against the container's memory limit), at a pause of 20–60 ms at 50k
+   * Services each time: at most one per compactEveryRecords, so up to 20 in a
+   * 50k-Service list of Services and EndpointSlices.
+   */
+  pageDone(items: number): void {
+    const growth = this.tuning.compactOnGrowth;
+    if (growth <= 0) return;
+    this.listedSinceCompaction += items;
+    if (this.listedSinceCompaction < this.tuning.compactEveryRecords) return;
+    if (process.memoryUsage.rss() <= this.rssAfterCompaction * (1 + growth)) return;
+    compactHeap();
+    this.compacted();
+  }
+
+  private compacted(): void {
+    this.listedSinceCompaction = 0;
+    this.rssAfterCompaction = process.memoryUsage.rss();
+  }
+
+  /**
+   * A list was applied to the store. After a large one, compact the heap once
+   * no list is running any more (the Service and EndpointSlice lists run
+   * concurrently: one compaction after both, not one each).
+   */
+  listDone(records: number): void {
+    const threshold = this.tuning.compactAfterRecords;
+    if (threshold > 0 && records >= threshold) this.compactionDue = true;
+    if (!this.compactionDue) return;
+    if (this.compactionTimer) clearTimeout(this.compactionTimer);
+    this.compactionTimer = setTimeout(() => {
+      this.compactionTimer = null;
+      // Another list still running will call listDone when it ends.
+      if (this.stopped || this.reflectors.some((r) => r.phase === 'listing')) return;
+      this.compactionDue = false;
+      const started = performance.now();
+      if (compactHeap()) this.log.debug(`compacted the heap after a large list in ${Math.round(performance.now() - started)} ms`);
+      this.compacted();
+    }, 200);
+    this.compactionTimer.unref();
+  }
+
   reportSynced(): void {
     if (this.synced || !this.reflectors.every((r) => r.synced)) return;
     this.synced = true;
     this.store!.markSynced();
+    // Compact once after the first sync whatever its size (a few ms for a small cluster).
+    if (this.tuning.compactAfterRecords > 0) this.compactionDue = true;
+    this.listDone(0);
     const counts = this.reflectors.map((r) => `${r.lastListCount} ${r.spec.resource}`).join(', ');
     this.log.info(`synced with the API server at ${this.server}: ${counts}`);
   }

@@ -81,10 +81,30 @@ export interface ClusterStore {
   replaceAll(kind: 'EndpointSlice', records: EndpointSliceRecord[]): void;
   replaceAll(kind: 'Namespace', records: NamespaceRecord[]): void;
   replaceAll(kind: 'Pod', records: PodRecord[]): void;
+  /**
+   * Optional, instead of replaceAll for a paginated list: a session that takes
+   * the listed records one page at a time and, on commit, removes the objects
+   * of that kind the list did not contain. Records go into the store as they
+   * arrive (so a list never holds all its records, and a re-list never holds a
+   * second copy of the index); records that still exist are never absent in
+   * between. A session that is never committed (the list failed) leaves what
+   * it added and removes nothing.
+   */
+  beginReplace?(kind: 'Service'): ReplaceSession<ServiceRecord>;
+  beginReplace?(kind: 'EndpointSlice'): ReplaceSession<EndpointSliceRecord>;
+  beginReplace?(kind: 'Namespace'): ReplaceSession<NamespaceRecord>;
+  beginReplace?(kind: 'Pod'): ReplaceSession<PodRecord>;
   /** The source has listed everything once (KP-24..26). */
   markSynced(): void;
   /** The Service of that name, if known: lets the API source label KP-41 observations (optional). */
   service?(namespace: string, name: string): ServiceRecord | undefined;
+}
+
+/** A list of one kind being applied to a store page by page (ClusterStore.beginReplace). */
+export interface ReplaceSession<R> {
+  add(record: R): void;
+  /** The list is complete: objects of the kind not added in this session are removed. */
+  commit(): void;
 }
 
 /** What the source must watch, from the plugin's options (KP-8, KP-9, KP-14..16). */

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { createApiSource, type ApiSourceTuning } from '../../plugins/kubernetes/api-source.ts';
 import type { ApiConnection, ClusterSource, SourceOptions } from '../../plugins/kubernetes/model.ts';
+import { ClusterIndex } from '../../plugins/kubernetes/store.ts';
 import type { Logger } from '../../src/log.ts';
 import {
   RecordingStore,
@@ -340,6 +341,41 @@ describe('API source: resume, 410 Gone and re-list (KP-22)', () => {
     await watching(server, 1, 'services');
     const lastList = server.requestsFor('list', 'services').length;
     expect(lastList).toBe(2);
+  });
+
+  test('KP-22: a store with beginReplace gets each page as it arrives; a re-list keeps unchanged records and removes missing ones', async () => {
+    const server = await startServer();
+    for (const name of ['a', 'b', 'c', 'd', 'e']) server.add(service('demo', name));
+    server.add(slice('demo', 'a-1', 'a', ['10.244.0.1']));
+    const { log } = captureLog();
+    // compactOnGrowth: any growth compacts, to run that path too.
+    const source = createApiSource(endpoint(server), sourceOptions({}), log, { ...FAST, pageSize: 2, compactEveryRecords: 1, compactOnGrowth: 1e-9 });
+    const store = new ClusterIndex();
+    const replaceAll = store.replaceAll.bind(store);
+    let replaceAllCalls = 0;
+    store.replaceAll = ((kind: never, records: never) => {
+      replaceAllCalls++;
+      replaceAll(kind, records);
+    }) as typeof store.replaceAll;
+    await source.start(store);
+    cleanups.push(() => source.stop());
+    await waitFor(() => store.synced, 'initial sync');
+    expect(server.requestsFor('list', 'services').length).toBe(3); // 5 Services, 2 per page
+    expect(store.counts()).toMatchObject({ services: 5, endpointSlices: 1, readyAddresses: 1 });
+    const unchanged = store.service('demo', 'b');
+    await watching(server, 3);
+
+    server.expireHistory();
+    server.delete(service('demo', 'c'));
+    server.add(service('demo', 'f'));
+    server.update(service('demo', 'a', { clusterIP: '10.96.0.99' }));
+    server.delete(slice('demo', 'a-1', 'a', []));
+    await waitFor(() => store.service('demo', 'f') && !store.service('demo', 'c') && store.slicesFor('demo', 'a').length === 0, 're-listed state');
+    expect(store.service('demo', 'a')!.clusterIPs).toEqual(['10.96.0.99']);
+    expect(store.service('demo', 'b')).toBe(unchanged);
+    expect(store.servicesByClusterIP('10.96.0.99').map((s) => s.name)).toEqual(['a']);
+    expect(store.slicesByEndpointIP('10.244.0.1')).toEqual([]);
+    expect(replaceAllCalls).toBe(0);
   });
 
   test('KP-22: 410 Gone as an HTTP status when resuming → re-list', async () => {

@@ -128,6 +128,67 @@ describe('ClusterIndex', () => {
     expect(store.slicesByEndpointIP('10.1.0.1')).toHaveLength(1);
   });
 
+  it('beginReplace: listed records are served as they arrive; commit removes the rest', () => {
+    const store = new ClusterIndex();
+    store.upsertService(clusterIP('ns', 'a', ['10.0.0.1']));
+    store.upsertService(clusterIP('ns', 'b', ['10.0.0.2']));
+    store.upsertEndpointSlice(slice('ns', 'a', 'a-1', [endpoint('10.1.0.1')]));
+    store.upsertEndpointSlice(slice('ns', 'b', 'b-1', [endpoint('10.1.0.2')]));
+    store.upsertNamespace({ name: 'x' });
+    store.upsertPod({ namespace: 'ns', name: 'p', ip: '10.2.0.1' });
+    const unchanged = store.service('ns', 'b');
+    const unchangedSlice = store.slicesFor('ns', 'b')[0];
+    const services = store.beginReplace('Service');
+    const generation = store.generation;
+    services.add(clusterIP('ns', 'b', ['10.0.0.2']));
+    services.add(clusterIP('ns', 'c', ['10.0.0.3']));
+    expect(store.generation).toBeGreaterThan(generation);
+    // Before commit: the new record is there, and so is the one the list has not reached (or lacks).
+    expect(store.service('ns', 'c')?.clusterIPs).toEqual(['10.0.0.3']);
+    expect(store.service('ns', 'a')).toBeDefined();
+    services.commit();
+    expect(store.service('ns', 'a')).toBeUndefined();
+    expect(store.servicesByClusterIP('10.0.0.1')).toEqual([]);
+    // An unchanged record keeps its instance (a re-list allocates nothing that survives).
+    expect(store.service('ns', 'b')).toBe(unchanged);
+    const slices = store.beginReplace('EndpointSlice');
+    slices.add(slice('ns', 'b', 'b-1', [endpoint('10.1.0.2')]));
+    slices.add(slice('ns', 'c', 'c-1', [endpoint('10.1.0.3')]));
+    slices.commit();
+    expect(store.slicesFor('ns', 'a')).toEqual([]);
+    expect(store.slicesByEndpointIP('10.1.0.1')).toEqual([]);
+    expect(store.slicesFor('ns', 'b')[0]).toBe(unchangedSlice);
+    expect(store.slicesByEndpointIP('10.1.0.3').map((s) => s.name)).toEqual(['c-1']);
+    const changed = store.beginReplace('EndpointSlice');
+    changed.add(slice('ns', 'b', 'b-1', [endpoint('10.1.0.4')]));
+    changed.commit();
+    expect(store.slicesFor('ns', 'b')[0]!.addresses).toEqual(['10.1.0.4']);
+    expect(store.slicesByEndpointIP('10.1.0.2')).toEqual([]);
+    expect(store.slicesFor('ns', 'c')).toEqual([]);
+    const namespaces = store.beginReplace('Namespace');
+    namespaces.add({ name: 'y' });
+    expect([store.hasNamespace('x'), store.hasNamespace('y')]).toEqual([true, true]);
+    namespaces.commit();
+    expect([store.hasNamespace('x'), store.hasNamespace('y')]).toEqual([false, true]);
+    const pods = store.beginReplace('Pod');
+    pods.add({ namespace: 'ns', name: 'q', ip: '10.2.0.2' });
+    pods.commit();
+    expect(store.podsWithIP('10.2.0.1')).toEqual([]);
+    expect(store.podsWithIP('10.2.0.2')).toHaveLength(1);
+    expect(store.counts()).toEqual({ services: 2, endpointSlices: 1, readyAddresses: 1, namespaces: 1, pods: 1 });
+  });
+
+  it('beginReplace: a session never committed (the list failed) removes nothing', () => {
+    const store = new ClusterIndex();
+    store.upsertService(clusterIP('ns', 'a', ['10.0.0.1']));
+    store.beginReplace('Service').add(clusterIP('ns', 'b', ['10.0.0.2']));
+    const retry = store.beginReplace('Service');
+    retry.add(clusterIP('ns', 'a', ['10.0.0.1']));
+    retry.commit();
+    expect(store.service('ns', 'a')).toBeDefined();
+    expect(store.service('ns', 'b')).toBeUndefined();
+  });
+
   it('replaceAll removes objects missing from the new list', () => {
     const store = new ClusterIndex();
     store.upsertService(clusterIP('ns', 'a', ['10.0.0.1']));
