@@ -36,8 +36,8 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Starts `node args...` pinned to `cpu` (taskset) and resolves once stdout contains `ready`. */
-export function startPinned(cpu: number, args: string[], ready: RegExp, env: NodeJS.ProcessEnv = {}): Promise<ChildProcess> {
+/** Starts `node args...` pinned to `cpu` (taskset: a CPU or a list such as "0,1") and resolves once stdout contains `ready`. */
+export function startPinned(cpu: number | string, args: string[], ready: RegExp, env: NodeJS.ProcessEnv = {}): Promise<ChildProcess> {
   const child = spawn('taskset', ['-c', String(cpu), process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   return new Promise((resolve, reject) => {
     let output = '';

@@ -7,6 +7,7 @@ import { writeLog } from './log.ts';
 import { implementedPlugins } from './registry.ts';
 import { Supervisor, type CorefileInput } from './supervisor.ts';
 import { VERSION } from './version.ts';
+import { isPrimaryOf, isWorker, runPrimary, workerCount } from './workers.ts';
 
 /** CF-21, WHOAMI-2: -conf, else ./Corefile, else whoami and log on the root zone. */
 export function corefileLoader(options: CliOptions): () => CorefileInput {
@@ -56,6 +57,22 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
 
+  let workers: number;
+  try {
+    workers = workerCount(process.env['CLUSTERDNS_WORKERS']);
+    if (workers > 1 && options.conf === 'stdin') throw new Error('CLUSTERDNS_WORKERS above 1 needs a Corefile file: workers cannot each read stdin');
+  } catch (error) {
+    process.stderr.write(`[FATAL] ${(error as Error).message}\n`);
+    return 1;
+  }
+  if (isPrimaryOf(workers)) {
+    // The pidfile names the primary, which passes signals on to the workers.
+    if (options.pidfile) writeFileSync(options.pidfile, `${process.pid}\n`);
+    const status = await runPrimary(workers);
+    if (options.pidfile) rmSync(options.pidfile, { force: true });
+    return status;
+  }
+
   let supervisor: Supervisor;
   try {
     supervisor = new Supervisor({ load: corefileLoader(options), dnsPort: options.dnsPort });
@@ -65,7 +82,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 1;
   }
   if (!options.quiet) process.stdout.write(banner(supervisor) + '\n');
-  if (options.pidfile) writeFileSync(options.pidfile, `${process.pid}\n`);
+  if (options.pidfile && !isWorker()) writeFileSync(options.pidfile, `${process.pid}\n`);
 
   // RELOAD-5: USR1 reloads, HUP is ignored, TERM and INT shut down (a second INT exits at once), QUIT exits.
   process.on('SIGUSR1', () => void supervisor.reload());
@@ -81,7 +98,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       stopping = true;
       writeLog('INFO', `${signal}: Shutting down`);
       supervisor.shutdown().then(() => {
-        if (options.pidfile) rmSync(options.pidfile, { force: true });
+        if (options.pidfile && !isWorker()) rmSync(options.pidfile, { force: true });
         resolveExit(0);
       });
     };

@@ -160,6 +160,34 @@ describe('round_robin ordering (LB-2, LB-3)', () => {
     for (const count of counts.values()) expect(count / total).toBeGreaterThan(0.1);
   });
 
+  it('a retimed reply (cache hit) is reordered from its base: variants outlive the second, TTL and flags are the hit\'s', () => {
+    const lb = balancer();
+    const base = reply([A('a.', '10.0.0.1'), A('a.', '10.0.0.2'), A('a.', '10.0.0.3')]);
+    const hit = (ttl: number, flags: number): Reply => ({
+      ...base,
+      flags,
+      answer: base.answer.map((record) => ({ ...record, ttl })),
+      retimed: { base, ttl },
+    });
+    const bases = new Set<Reply>();
+    const firsts = new Set<unknown>();
+    for (const [ttl, flags] of [[30, 0x0400], [29, 0x0400], [29, 0x0480]] as const) {
+      const h = hit(ttl, flags);
+      for (let i = 0; i < 2_000; i++) {
+        const out = lb.balance(Type.A, h);
+        expect(out.flags).toBe(flags);
+        expect(out.answer.every((record) => record.ttl === ttl)).toBe(true);
+        expect(out.retimed!.ttl).toBe(ttl);
+        expect(out.retimed!.base.answer.map((record) => record.data).sort()).toEqual(out.answer.map((record) => record.data).sort());
+        bases.add(out.retimed!.base);
+        firsts.add(out.answer[0]!.data);
+      }
+    }
+    expect(firsts.size).toBe(3);
+    // The variants hang on the base, not on each second's reply.
+    expect(bases.size).toBeLessThan(200);
+  });
+
   it('stratified picks follow the weights exactly over the slots', () => {
     const slots = 16;
     const counts = [0, 0, 0];

@@ -102,6 +102,30 @@ describe('encodeReply', () => {
     expect(decoded.flag_tc).toBe(true);
   });
 
+  it('a retimed reply is its base with every TTL rewritten, truncation included, and reuses the base body', () => {
+    const base: Reply = {
+      rcode: Rcode.NOERROR,
+      flags: 0,
+      answer: Array.from({ length: 20 }, (_, i) => a('x.example.', `10.0.0.${i}`, 30)),
+      authority: [],
+      additional: Array.from({ length: 20 }, (_, i) => a(`host${i}.example.`, `10.1.0.${i}`, 30)),
+    };
+    const at = (ttl: number): Reply => ({
+      rcode: Rcode.NOERROR,
+      flags: 0x0400,
+      answer: base.answer.map((record) => ({ ...record, ttl })),
+      authority: [],
+      additional: base.additional.map((record) => ({ ...record, ttl })),
+    });
+    const q = query('x.example');
+    for (const limit of [65535, 512]) {
+      const retimed = encodeReply(q, { ...at(17), retimed: { base, ttl: 17 } }, limit);
+      expect(retimed).toEqual(encodeReply(q, at(17), limit));
+      expect(decodeReply(retimed).answers!.every((record) => (record as { ttl?: number }).ttl === 17)).toBe(true);
+    }
+    expect(base.encoded?.qname).toBe('x.example.');
+  });
+
   it('copies RD and CD from the query and sets QR', () => {
     const q = query('example.org', { flags: dnsPacket.RECURSION_DESIRED | dnsPacket.CHECKING_DISABLED });
     const decoded = decodeReply(encodeReply(q, { ...reply, answer: [], additional: [] }, 512));

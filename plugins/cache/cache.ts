@@ -63,6 +63,12 @@ export interface Entry {
   memoPlain: Reply | null;
   memoAd: Reply | null;
   memoSections: Sections | null;
+  /**
+   * The stored records as a Reply, never sent: hit replies are marked as
+   * retimed copies of it, so the encoder encodes an entry's records once
+   * rather than once per second of its life (message.ts Reply.retimed).
+   */
+  bodyBase: Reply | null;
   /** Prefetch popularity (CoreDNS's freq): hits with no gap of the prefetch window. */
   hits: number;
   lastHit: number;
@@ -386,6 +392,7 @@ export class Cache implements StatsSource {
       memoPlain: null,
       memoAd: null,
       memoSections: null,
+      bodyBase: null,
       hits: inherit ? inherit.hits : 0,
       lastHit: now,
       refreshing: false,
@@ -506,12 +513,14 @@ function hitReply(entry: Entry, ttl: number, withAd: boolean): Reply {
     authority: recordsAt(entry.authority, ttl, entry.ttl),
     additional: recordsAt(entry.additional, ttl, entry.ttl),
   });
+  const base = (entry.bodyBase ??= { rcode: entry.rcode, flags: 0, answer: entry.answer, authority: entry.authority, additional: entry.additional });
   const reply: Reply = {
     rcode: entry.rcode,
     flags: ReplyFlag.AA | (entry.flags & Flag.RA) | (ad ? Flag.AD : 0),
     answer: sections.answer,
     authority: sections.authority,
     additional: sections.additional,
+    retimed: { base, ttl },
   };
   if (ad) entry.memoAd = reply;
   else entry.memoPlain = reply;

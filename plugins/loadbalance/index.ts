@@ -78,6 +78,8 @@ const SLOT_USES = 64;
 interface Slot {
   reply: Reply;
   uses: number;
+  /** For a retimed reply (a cache hit): the variant with that reply's TTL, flags and rcode, marked retimed from `reply`. */
+  timed: Reply | null;
 }
 
 export class LoadBalancer {
@@ -146,19 +148,27 @@ export class LoadBalancer {
   balance(qtype: number, reply: Reply): Reply {
     if (reply.rcode !== Rcode.NOERROR || qtype === Type.AXFR || qtype === Type.IXFR) return reply;
     if (!this.reorders(qtype, reply)) return reply;
-    let slots = this.pools.get(reply);
+    // A cache hit is a retimed copy of the entry's stored reply, new every
+    // second: the pool hangs on the stored reply, so variants (and their
+    // encoded bodies) last as long as the entry, and only their TTLs change.
+    const retimed = reply.retimed;
+    const source = retimed === undefined ? reply : retimed.base;
+    let slots = this.pools.get(source);
     if (slots === undefined) {
       slots = new Array<Slot>(POOL_SLOTS);
-      this.pools.set(reply, slots);
+      this.pools.set(source, slots);
     }
     const index = Math.floor(this.random() * POOL_SLOTS);
     let slot = slots[index];
     if (slot === undefined || slot.uses >= SLOT_USES) {
-      slot = { reply: this.variant(qtype, reply, { slot: index, slots: POOL_SLOTS }), uses: 0 };
+      slot = { reply: this.variant(qtype, source, { slot: index, slots: POOL_SLOTS }), uses: 0, timed: null };
       slots[index] = slot;
     }
     slot.uses++;
-    return slot.reply;
+    if (retimed === undefined) return slot.reply;
+    const timed = slot.timed;
+    if (timed !== null && timed.retimed!.ttl === retimed.ttl && timed.flags === reply.flags && timed.rcode === reply.rcode) return timed;
+    return (slot.timed = retimedVariant(slot.reply, reply, retimed.ttl));
   }
 
   private reorders(qtype: number, reply: Reply): boolean {
@@ -191,6 +201,21 @@ export class LoadBalancer {
     if (reply.error) out.error = reply.error;
     return out;
   }
+}
+
+/** `variant` (records of a stored reply, reordered) as `reply` has it: its rcode, flags and TTL. */
+function retimedVariant(variant: Reply, reply: Reply, ttl: number): Reply {
+  const at = (records: Reply['answer']) => records.map((record) => (record.ttl === ttl ? record : { name: record.name, type: record.type, class: record.class, ttl, data: record.data }));
+  const out: Reply = {
+    rcode: reply.rcode,
+    flags: reply.flags,
+    answer: at(variant.answer),
+    authority: at(variant.authority),
+    additional: at(variant.additional),
+    retimed: { base: variant, ttl },
+  };
+  if (reply.error) out.error = reply.error;
+  return out;
 }
 
 export default definePlugin<LoadbalanceConfig>({

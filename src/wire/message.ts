@@ -49,6 +49,11 @@ export interface ResourceRecord {
 /** Header bits a reply may set; QR, opcode, RD and CD come from the query. */
 export const ReplyFlag = { AA: Flag.AA, TC: Flag.TC, RA: Flag.RA, AD: Flag.AD } as const;
 
+/**
+ * A reply as plugins build it. Replies may be shared and carry memos of their
+ * encoding (`encoded`, `retimed`): build a new reply field by field rather
+ * than spreading one (`{ ...reply, answer }` would carry a stale memo).
+ */
 export interface Reply {
   rcode: number;
   /** OR of ReplyFlag bits. */
@@ -60,6 +65,13 @@ export interface Reply {
   error?: Error;
   /** Memo of the encoded body for one question; see encodeReply. */
   encoded?: EncodedBody;
+  /**
+   * Set when the records are `base`'s, in the same order, each with TTL
+   * `ttl`: the encoder copies base's memoised body and rewrites the TTLs
+   * instead of encoding the records again. The cache sets it on hits, whose
+   * replies change every second only by their TTLs.
+   */
+  retimed?: { readonly base: Reply; readonly ttl: number };
 }
 
 export interface EncodedBody {
@@ -67,6 +79,8 @@ export interface EncodedBody {
   bytes: Buffer;
   /** Offset in `bytes` after each record, in section order: truncation cuts here. */
   recordEnds: number[];
+  /** Offset in `bytes` of each record's TTL field, in section order (Reply.retimed). */
+  ttlAt: number[];
 }
 
 const noRecords: readonly ResourceRecord[] = Object.freeze([]);
@@ -156,15 +170,18 @@ class BodyWriter {
     this.bytes(bytes);
   }
 
-  record(record: ResourceRecord): void {
+  /** Writes one record; returns the offset of its TTL field. */
+  record(record: ResourceRecord): number {
     this.name(record.name, true);
     this.u16(record.type);
     this.u16(record.class);
+    const ttlAt = this.length;
     this.u32(record.ttl);
     const lengthAt = this.length;
     this.u16(0);
     this.rdata(record);
     this.buffer.writeUInt16BE(this.length - lengthAt - 2, lengthAt);
+    return ttlAt;
   }
 
   private rdata({ type, data }: ResourceRecord): void {
@@ -217,17 +234,23 @@ export function addressBytes(address: string): Uint8Array {
 function encodeBody(reply: Reply, qname: string): EncodedBody {
   const writer = new BodyWriter(qname);
   const recordEnds: number[] = [];
+  const ttlAt: number[] = [];
   for (const section of [reply.answer, reply.authority, reply.additional]) {
     for (const record of section) {
-      writer.record(record);
+      ttlAt.push(writer.record(record));
       recordEnds.push(writer.length);
     }
   }
-  return { qname, bytes: writer.buffer.subarray(0, writer.length), recordEnds };
+  return { qname, bytes: writer.buffer.subarray(0, writer.length), recordEnds, ttlAt };
 }
 
-/** The encoded body of `reply` for `qname`, memoised on the reply (precompiled answers). */
+/**
+ * The encoded body of `reply` for `qname`, memoised on the reply (precompiled
+ * answers). For a retimed reply, the body of its base: the TTLs in it are the
+ * base's, and encodeReply rewrites them.
+ */
 export function bodyFor(reply: Reply, qname: string): EncodedBody {
+  if (reply.retimed !== undefined) reply = reply.retimed.base;
   const memo = reply.encoded;
   if (memo !== undefined && memo.qname === qname) return memo;
   const body = encodeBody(reply, qname);
@@ -272,7 +295,11 @@ export function encodeReply(query: Query, reply: Reply, sizeLimit: number): Buff
   out.writeUInt16BE(authorities, 8);
   out.writeUInt16BE(kept - answers - authorities + (optLength ? 1 : 0), 10);
   query.packet.copy(out, HEADER_LENGTH, HEADER_LENGTH, query.questionEnd);
-  body.bytes.copy(out, HEADER_LENGTH + questionLength, 0, bodyLength);
+  const bodyStart = HEADER_LENGTH + questionLength;
+  body.bytes.copy(out, bodyStart, 0, bodyLength);
+  if (reply.retimed !== undefined) {
+    for (let i = 0; i < kept; i++) out.writeUInt32BE(reply.retimed.ttl >>> 0, bodyStart + body.ttlAt[i]!);
+  }
   if (query.edns) writeOpt(out, fixed - OPT_LENGTH + bodyLength, query.edns.udpSize, reply.rcode >> 4, query.edns.dnssecOk);
   return out;
 }
