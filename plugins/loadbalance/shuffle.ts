@@ -151,25 +151,34 @@ export function parseWeights(text: string, file: string): WeightTable {
   return table;
 }
 
+interface Groups {
+  cname: ResourceRecord[];
+  rest: ResourceRecord[];
+  address: ResourceRecord[];
+  mx: ResourceRecord[];
+}
+
+/** The section's records by kind, order kept; null when it has no address records (nothing to reorder). */
+function groupRecords(records: Records): Groups | null {
+  const groups: Groups = { cname: [], rest: [], address: [], mx: [] };
+  for (const record of records) {
+    if (record.type === Type.CNAME) groups.cname.push(record);
+    else if (isAddress(record)) groups.address.push(record);
+    else if (record.type === Type.MX) groups.mx.push(record);
+    else groups.rest.push(record);
+  }
+  return groups.address.length === 0 ? null : groups;
+}
+
 /**
  * LB-4: CNAMEs, other types, the address records with one of them (picked
  * by weight, 1 when unlisted) moved to the top, then MX records. A section
  * without address records is returned as it is.
  */
 export function weighted(records: Records, weights: WeightTable, random: () => number = Math.random, stratum: Stratum = { slot: 0, slots: 1 }): Records {
-  let addresses = 0;
-  for (const record of records) if (isAddress(record)) addresses++;
-  if (addresses === 0) return records;
-  const cname: ResourceRecord[] = [];
-  const rest: ResourceRecord[] = [];
-  const address: ResourceRecord[] = [];
-  const mx: ResourceRecord[] = [];
-  for (const record of records) {
-    if (record.type === Type.CNAME) cname.push(record);
-    else if (isAddress(record)) address.push(record);
-    else if (record.type === Type.MX) mx.push(record);
-    else rest.push(record);
-  }
+  const groups = groupRecords(records);
+  if (groups === null) return records;
+  const { cname, rest, address, mx } = groups;
   const values = address.map((record) => {
     const bytes = recordAddress(record);
     return (bytes && weights.get(canonicalName(record.name))?.get(Buffer.from(bytes).toString('hex'))) ?? 1;
@@ -218,19 +227,9 @@ export function inSubnet(address: Uint8Array, subnet: Subnet): boolean {
  * everything else. Order within each group is kept.
  */
 export function preferSubnets(records: Records, subnets: readonly Subnet[]): Records {
-  let addresses = 0;
-  for (const record of records) if (isAddress(record)) addresses++;
-  if (addresses === 0) return records;
-  const cname: ResourceRecord[] = [];
-  const rest: ResourceRecord[] = [];
-  const address: ResourceRecord[] = [];
-  const mx: ResourceRecord[] = [];
-  for (const record of records) {
-    if (record.type === Type.CNAME) cname.push(record);
-    else if (isAddress(record)) address.push(record);
-    else if (record.type === Type.MX) mx.push(record);
-    else rest.push(record);
-  }
+  const groups = groupRecords(records);
+  if (groups === null) return records;
+  const { cname, rest, address, mx } = groups;
   const bytes = address.map(recordAddress);
   const taken = new Array<boolean>(address.length).fill(false);
   const matched: ResourceRecord[] = [];
