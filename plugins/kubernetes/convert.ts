@@ -19,6 +19,7 @@
 // prefixes with file and document.
 
 import net from 'node:net';
+import { canonicalIP } from './reverse.ts';
 import type {
   EndpointRecord,
   EndpointSliceRecord,
@@ -149,66 +150,12 @@ export function isTerminating(obj: unknown): boolean {
 // ---------------------------------------------------------------------------
 // IP addresses
 
-/** Parses IPv6 text (with an optional embedded IPv4 tail) to 16 bytes, or null. */
-function parseIPv6(text: string): number[] | null {
-  if (!net.isIPv6(text) || text.includes('%')) return null;
-  let head = text;
-  const tail: number[] = [];
-  const lastColon = head.lastIndexOf(':');
-  const last = head.slice(lastColon + 1);
-  if (last.includes('.')) {
-    const octets = last.split('.').map(Number);
-    head = head.slice(0, lastColon + 1) + '0:0';
-    tail.push(...octets);
-  }
-  const halves = head.split('::');
-  const parseGroups = (part: string): number[] => (part === '' ? [] : part.split(':').map((g) => parseInt(g, 16)));
-  const left = parseGroups(halves[0]!);
-  const right = halves.length > 1 ? parseGroups(halves[1]!) : [];
-  const groups = [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
-  const bytes: number[] = [];
-  for (const g of groups) bytes.push(g >> 8, g & 0xff);
-  if (tail.length === 4) bytes.splice(12, 4, ...tail);
-  return bytes;
-}
-
-/** RFC 5952 text for 16 bytes. */
-function formatIPv6(bytes: number[]): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((bytes[i]! << 8) | bytes[i + 1]!);
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return hex.slice(0, bestStart).join(':') + '::' + hex.slice(bestStart + bestLen).join(':');
-}
-
 /**
  * Canonical text for an IP address, or null if `text` is not one. IPv4-mapped
  * IPv6 addresses come back as IPv4 (KP-33).
  */
 export function normalizeIP(text: string): string | null {
-  const trimmed = text.trim();
-  if (net.isIPv4(trimmed)) return trimmed;
-  const bytes = parseIPv6(trimmed);
-  if (!bytes) return null;
-  if (bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
-    return bytes.slice(12).join('.');
-  }
-  return formatIPv6(bytes);
+  return canonicalIP(text.trim());
 }
 
 export function ipFamily(ip: string): 'IPv4' | 'IPv6' | null {
