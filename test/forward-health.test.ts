@@ -2,26 +2,18 @@
 // health checking (FWD-9) and what happens when every upstream is down.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { setLogSink } from '../src/log.ts';
 import { forwardHealthcheckBroken, proxyHealthcheckFailures } from '../src/metrics.ts';
 import { forwardTiming } from '../plugins/forward/index.ts';
-import { queryUdp, startServer, type RunningServer } from './support/dns.ts';
-import { respond, TestUpstream, type ReceivedQuery, type UpstreamOptions } from './support/upstreams.ts';
+import { queryUdp } from './support/dns.ts';
+import { useFixture } from './support/fixture.ts';
+import { respond, TestUpstream, type ReceivedQuery } from './support/upstreams.ts';
 
 const table = { 'example.org A': [{ type: 'A' as const, name: 'example.org', ttl: 60, data: '192.0.2.1' }] };
 
-let servers: RunningServer[] = [];
-let upstreams: TestUpstream[] = [];
-let restoreLog: ((line: string) => void) | null = null;
+const { upstream, serve, captureLog } = useFixture(table);
 const savedTiming = { ...forwardTiming };
 
-afterEach(async () => {
-  await Promise.all(servers.map((server) => server.stop()));
-  await Promise.all(upstreams.map((upstream) => upstream.stop()));
-  servers = [];
-  upstreams = [];
-  if (restoreLog) setLogSink(restoreLog);
-  restoreLog = null;
+afterEach(() => {
   Object.assign(forwardTiming, savedTiming);
 });
 
@@ -29,23 +21,6 @@ function fast(): void {
   Object.assign(forwardTiming, { readTimeoutMs: 200, overallTimeoutMs: 1_000, healthTimeoutMs: 100 });
 }
 
-async function upstream(options: UpstreamOptions = {}): Promise<TestUpstream> {
-  const started = await TestUpstream.start({ records: table, ...options });
-  upstreams.push(started);
-  return started;
-}
-
-async function serve(corefile: string): Promise<number> {
-  const server = await startServer(corefile);
-  servers.push(server);
-  return server.port;
-}
-
-function captureLog(): string[] {
-  const lines: string[] = [];
-  restoreLog = setLogSink((line) => lines.push(line));
-  return lines;
-}
 
 const isProbe = (query: ReceivedQuery): boolean => query.type === 'NS' && (query.name === '.' || query.name === '');
 const clientQueries = (up: TestUpstream): ReceivedQuery[] => up.queries.filter((query) => !isProbe(query));
@@ -92,7 +67,6 @@ describe('deadline (FWD-5.4, ERR-2)', () => {
     const closed = await upstream();
     const closedPort = closed.hostPort;
     await closed.stop();
-    upstreams = upstreams.filter((candidate) => candidate !== closed);
     const healthy = await upstream();
     const port = await serve(`. {\n    forward . ${closedPort} ${healthy.hostPort} {\n        policy sequential\n    }\n}\n`);
     const started = Date.now();

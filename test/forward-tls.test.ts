@@ -7,11 +7,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { setLogSink } from '../src/log.ts';
 import { proxyConnCacheHits } from '../src/metrics.ts';
 import { forwardTiming } from '../plugins/forward/index.ts';
-import { queryTcp, queryUdp, startServer, type RunningServer } from './support/dns.ts';
-import { TestUpstream } from './support/upstreams.ts';
+import { queryTcp, queryUdp } from './support/dns.ts';
+import { useFixture } from './support/fixture.ts';
 
 function hasOpenssl(): boolean {
   try {
@@ -38,34 +37,17 @@ beforeAll(() => {
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-let servers: RunningServer[] = [];
-let upstreams: TestUpstream[] = [];
-let restoreLog: ((line: string) => void) | null = null;
 const savedTiming = { ...forwardTiming };
 
-afterEach(async () => {
-  await Promise.all(servers.map((server) => server.stop()));
-  await Promise.all(upstreams.map((upstream) => upstream.stop()));
-  servers = [];
-  upstreams = [];
-  if (restoreLog) setLogSink(restoreLog);
-  restoreLog = null;
+afterEach(() => {
   Object.assign(forwardTiming, savedTiming);
 });
 
 const table = { 'example.org A': [{ type: 'A' as const, name: 'example.org', ttl: 60, data: '192.0.2.1' }] };
 
-async function tlsUpstream(): Promise<TestUpstream> {
-  const up = await TestUpstream.start({ records: table, tls: { key, cert } });
-  upstreams.push(up);
-  return up;
-}
-
-async function serve(corefile: string): Promise<number> {
-  const server = await startServer(corefile, { file: path.join(tmp, 'Corefile') });
-  servers.push(server);
-  return server.port;
-}
+const fixture = useFixture(table);
+const tlsUpstream = () => fixture.upstream({ tls: { key, cert } });
+const serve = (corefile: string) => fixture.serve(corefile, { file: path.join(tmp, 'Corefile') });
 
 describe.skipIf(!hasOpenssl())('DNS over TLS upstreams', () => {
   it('forwards UDP and TCP clients over TLS, verifying the server name from tls_servername', async () => {
@@ -91,8 +73,7 @@ describe.skipIf(!hasOpenssl())('DNS over TLS upstreams', () => {
   it('refuses a certificate for another name: SERVFAIL with the TLS error logged', async () => {
     Object.assign(forwardTiming, { readTimeoutMs: 300, overallTimeoutMs: 600, healthTimeoutMs: 100 });
     const up = await tlsUpstream();
-    const lines: string[] = [];
-    restoreLog = setLogSink((line) => lines.push(line));
+    const lines = fixture.captureLog();
     const port = await serve(`. {\n    errors\n    forward . tls://${up.hostPort} {\n        tls cert.pem\n        tls_servername other.test\n        max_fails 0\n    }\n}\n`);
     const reply = await queryUdp(port, 'example.org', { timeoutMs: 2000 });
     expect(reply.rcode).toBe('SERVFAIL');

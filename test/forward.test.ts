@@ -5,7 +5,6 @@
 
 import dnsPacket from 'dns-packet';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { setLogSink } from '../src/log.ts';
 import {
   forwardMaxConcurrentRejects,
   proxyConnCacheHits,
@@ -14,8 +13,9 @@ import {
   registry,
 } from '../src/metrics.ts';
 import { forwardLimits, forwardTiming } from '../plugins/forward/index.ts';
-import { buildQuery, decodeReply, openTcp, queryTcp, queryUdp, sendUdp, startServer, type RunningServer } from './support/dns.ts';
-import { respond, TestUpstream, type Mode, type UpstreamOptions } from './support/upstreams.ts';
+import { buildQuery, decodeReply, openTcp, queryTcp, queryUdp, sendUdp } from './support/dns.ts';
+import { useFixture } from './support/fixture.ts';
+import { respond, TestUpstream, type Mode } from './support/upstreams.ts';
 
 const A = (name: string, data: string) => ({ type: 'A' as const, name, ttl: 60, data });
 const table = {
@@ -26,9 +26,7 @@ const table = {
   'internal.example A': [A('internal.example', '192.0.2.5')],
 };
 
-let servers: RunningServer[] = [];
-let upstreams: TestUpstream[] = [];
-let restoreLog: ((line: string) => void) | null = null;
+const { upstream, serve, captureLog } = useFixture(table);
 const savedTiming = { ...forwardTiming };
 const savedLimits = { ...forwardLimits };
 
@@ -37,34 +35,11 @@ beforeEach(() => {
   Object.assign(forwardTiming, { readTimeoutMs: 300, overallTimeoutMs: 1_000, healthTimeoutMs: 200 });
 });
 
-afterEach(async () => {
-  await Promise.all(servers.map((server) => server.stop()));
-  await Promise.all(upstreams.map((upstream) => upstream.stop()));
-  servers = [];
-  upstreams = [];
-  if (restoreLog) setLogSink(restoreLog);
-  restoreLog = null;
+afterEach(() => {
   Object.assign(forwardTiming, savedTiming);
   Object.assign(forwardLimits, savedLimits);
 });
 
-async function upstream(options: UpstreamOptions = {}): Promise<TestUpstream> {
-  const started = await TestUpstream.start({ records: table, ...options });
-  upstreams.push(started);
-  return started;
-}
-
-async function serve(corefile: string): Promise<number> {
-  const server = await startServer(corefile);
-  servers.push(server);
-  return server.port;
-}
-
-function captureLog(): string[] {
-  const lines: string[] = [];
-  restoreLog = setLogSink((line) => lines.push(line));
-  return lines;
-}
 
 async function counterValue(counter: { get(): Promise<{ values: { value: number; labels: Partial<Record<string, string | number>> }[] }> }, labels: Record<string, string> = {}): Promise<number> {
   const { values } = await counter.get();

@@ -83,6 +83,7 @@ export class TestUpstream {
   private readonly sockets = new Set<net.Socket>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private forwarded = 0;
+  private stopped = false;
 
   private readonly tlsOptions: UpstreamOptions['tls'];
 
@@ -251,7 +252,10 @@ export class TestUpstream {
     this.timers.add(timer);
   }
 
+  /** Stops serving; calling it again does nothing (tests may stop an upstream early). */
   async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
     for (const timer of this.timers) clearTimeout(timer);
     for (const socket of this.sockets) socket.destroy();
     await Promise.all([
