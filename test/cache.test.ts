@@ -10,12 +10,12 @@ import { CorefileError } from '../src/corefile/types.ts';
 import { registry } from '../src/metrics.ts';
 import type { Authority, Handler, Next, Request } from '../src/plugin.ts';
 import { Class, Flag, Rcode, Type } from '../src/wire/constants.ts';
-import { emptyReply, ServerReply, type Reply, type ResourceRecord } from '../src/wire/message.ts';
+import { bodyFor, emptyReply, encodeReply, ServerReply, type Reply, type ResourceRecord } from '../src/wire/message.ts';
 import { decodeQuery, type Query } from '../src/wire/query.ts';
 import { setCacheClock } from '../plugins/cache/index.ts';
 import { Cache } from '../plugins/cache/cache.ts';
 import { parseCache } from '../plugins/cache/config.ts';
-import { buildQuery, queryUdp, sendUdp, startServer as startServerOnce, type DecodedReply } from './support/dns.ts';
+import { buildQuery, decodeReply, queryUdp, sendUdp, startServer as startServerOnce, type DecodedReply } from './support/dns.ts';
 
 /**
  * startServer, again when the kernel-chosen UDP port is taken for TCP
@@ -341,7 +341,7 @@ describe('the hit path', () => {
   const block = { zones: ['.'], addresses: [], bindAddresses: [], corefile: 'Corefile', authorities: [], plugins: [], settings: {} } as never;
   const log = { info() {}, warning() {}, error() {}, debug() {} };
 
-  it('returns the same Reply object for hits within one second, a new one the next second', () => {
+  it('CACHE-8: a hit shares the entry\'s records and encoded body, its TTL counts down on the wire', () => {
     const config = parseCache(cacheDirectives('cache 30'), ['.']);
     const cache = new Cache(config, block, log);
     const next = upstream((req) => answer([A(req.query.qname, '10.0.0.1')]));
@@ -349,13 +349,15 @@ describe('the hit path', () => {
     const hit1 = cache.serve(request('www.example.org'), next) as Reply;
     const hit2 = cache.serve(request('WWW.example.org'), next) as Reply;
     expect(hit1).not.toBe(miss);
-    expect(hit2).toBe(hit1);
+    expect(hit2.retimed!.base).toBe(hit1.retimed!.base);
     expect(hit1.flags & Flag.AA).toBe(Flag.AA);
     now += 1000;
     const hit3 = cache.serve(request('www.example.org'), next) as Reply;
-    expect(hit3).not.toBe(hit1);
-    expect(hit3.answer[0]!.ttl).toBe(29);
-    expect(hit1.answer[0]!.ttl).toBe(30);
+    expect(hit3.answer).toBe(hit1.answer);
+    expect([hit1.retimed!.ttl, hit3.retimed!.ttl]).toEqual([30, 29]);
+    const wireTtl = (reply: Reply) => (decodeReply(encodeReply(request('www.example.org').query, reply, 512)).answers![0] as { ttl: number }).ttl;
+    expect([wireTtl(hit1), wireTtl(hit3)]).toEqual([30, 29]);
+    expect(bodyFor(hit3, 'www.example.org.')).toBe(bodyFor(hit1, 'www.example.org.'));
     expect(next.calls).toHaveLength(1);
     cache.stop();
   });

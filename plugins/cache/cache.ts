@@ -3,12 +3,14 @@
 // (users.md P5).
 //
 // Hit path: zone check, one string key, one or two LRU lookups, a generation
-// check, and the entry's Reply for the current remaining TTL. Every record
-// of an entry carries the same TTL (CACHE-7 rewrites them all to the one
-// computed duration), so the Reply for a given remaining TTL is built once
-// and reused for every hit in that second: the same object comes back, and
-// the body the encoder memoised on it is reused too. Nothing is allocated
-// on a hit within a second except the key string.
+// check, and a small Reply over the entry's own records. Every record of an
+// entry carries the same TTL (CACHE-7 rewrites them all to the one computed
+// duration), so a hit is the stored reply "retimed" to the remaining TTL:
+// the encoder copies the entry's memoised body and rewrites the TTL fields.
+// The hit Reply is built per query on purpose: it dies young, which costs
+// the garbage collector nothing, while a memo kept on the entry for a second
+// would survive young-generation collections and be copied and promoted
+// (measured: that was most of the GC pause time under load).
 
 import { LRUCache } from 'lru-cache';
 import type { Logger } from '../../src/log.ts';
@@ -47,10 +49,6 @@ export interface Entry {
   readonly rcode: number;
   /** RA and AD as the reply that filled the entry had them. */
   readonly flags: number;
-  /** Records with their TTL set to `ttl`. */
-  readonly answer: readonly ResourceRecord[];
-  readonly authority: readonly ResourceRecord[];
-  readonly additional: readonly ResourceRecord[];
   /** The computed duration in seconds (CoreDNS's origTTL). */
   readonly ttl: number;
   readonly storedAt: number;
@@ -58,17 +56,12 @@ export interface Entry {
   /** Authorities covering the name, and the sum of their generations at store time. */
   readonly authorities: readonly Authority[];
   readonly generation: number;
-  /** The hit replies for remaining TTL `memoTtl`: without and with the stored AD bit. */
-  memoTtl: number;
-  memoPlain: Reply | null;
-  memoAd: Reply | null;
-  memoSections: Sections | null;
   /**
-   * The stored records as a Reply, never sent: hit replies are marked as
-   * retimed copies of it, so the encoder encodes an entry's records once
-   * rather than once per second of its life (message.ts Reply.retimed).
+   * The stored records, each with TTL `ttl`, as a Reply that is never sent:
+   * hit replies are retimed copies of it, so the encoder encodes an entry's
+   * records once in its life (message.ts Reply.retimed).
    */
-  bodyBase: Reply | null;
+  readonly base: Reply;
   /** Prefetch popularity (CoreDNS's freq): hits with no gap of the prefetch window. */
   hits: number;
   lastHit: number;
@@ -380,19 +373,12 @@ export class Cache implements StatsSource {
       serverError: type === 'ServerError',
       rcode: reply.rcode,
       flags: reply.flags & (Flag.RA | Flag.AD),
-      answer: sections.answer,
-      authority: sections.authority,
-      additional: sections.additional,
       ttl: duration,
       storedAt: now,
       expiresAt: now + duration * 1000,
       authorities,
       generation: authorities.length > 0 ? generationOf(authorities) : 0,
-      memoTtl: -1,
-      memoPlain: null,
-      memoAd: null,
-      memoSections: null,
-      bodyBase: null,
+      base: { rcode: reply.rcode, flags: 0, answer: sections.answer, authority: sections.authority, additional: sections.additional },
       hits: inherit ? inherit.hits : 0,
       lastHit: now,
       refreshing: false,
@@ -488,41 +474,19 @@ function generationOf(authorities: readonly Authority[]): number {
   return sum;
 }
 
-function recordsAt(records: readonly ResourceRecord[], ttl: number, stored: number): readonly ResourceRecord[] {
-  if (ttl === stored) return records;
-  return records.map((record) => ({ name: record.name, type: record.type, class: record.class, ttl, data: record.data }));
-}
-
 /**
  * CACHE-8/10: the reply for a hit with `ttl` seconds left. AA always set,
- * RA and RCODE as stored, AD only when the request had DO or AD. Built once
- * per entry, remaining TTL and AD choice; the encoder's memo rides on it.
+ * RA and RCODE as stored, AD only when the request had DO or AD. The records
+ * are the entry's; their TTL is `retimed.ttl`, not their own field.
  */
 function hitReply(entry: Entry, ttl: number, withAd: boolean): Reply {
-  if (entry.memoTtl !== ttl) {
-    entry.memoTtl = ttl;
-    entry.memoPlain = null;
-    entry.memoAd = null;
-    entry.memoSections = null;
-  }
   const ad = withAd && (entry.flags & Flag.AD) !== 0;
-  const memo = ad ? entry.memoAd : entry.memoPlain;
-  if (memo !== null) return memo;
-  const sections = (entry.memoSections ??= {
-    answer: recordsAt(entry.answer, ttl, entry.ttl),
-    authority: recordsAt(entry.authority, ttl, entry.ttl),
-    additional: recordsAt(entry.additional, ttl, entry.ttl),
-  });
-  const base = (entry.bodyBase ??= { rcode: entry.rcode, flags: 0, answer: entry.answer, authority: entry.authority, additional: entry.additional });
-  const reply: Reply = {
+  return {
     rcode: entry.rcode,
     flags: ReplyFlag.AA | (entry.flags & Flag.RA) | (ad ? Flag.AD : 0),
-    answer: sections.answer,
-    authority: sections.authority,
-    additional: sections.additional,
-    retimed: { base, ttl },
+    answer: entry.base.answer,
+    authority: entry.base.authority,
+    additional: entry.base.additional,
+    retimed: { base: entry.base, ttl },
   };
-  if (ad) entry.memoAd = reply;
-  else entry.memoPlain = reply;
-  return reply;
 }

@@ -78,8 +78,6 @@ const SLOT_USES = 64;
 interface Slot {
   reply: Reply;
   uses: number;
-  /** For a retimed reply (a cache hit): the variant with that reply's TTL, flags and rcode, marked retimed from `reply`. */
-  timed: Reply | null;
 }
 
 export class LoadBalancer {
@@ -161,14 +159,11 @@ export class LoadBalancer {
     const index = Math.floor(this.random() * POOL_SLOTS);
     let slot = slots[index];
     if (slot === undefined || slot.uses >= SLOT_USES) {
-      slot = { reply: this.variant(qtype, source, { slot: index, slots: POOL_SLOTS }), uses: 0, timed: null };
+      slot = { reply: this.variant(qtype, source, { slot: index, slots: POOL_SLOTS }), uses: 0 };
       slots[index] = slot;
     }
     slot.uses++;
-    if (retimed === undefined) return slot.reply;
-    const timed = slot.timed;
-    if (timed !== null && timed.retimed!.ttl === retimed.ttl && timed.flags === reply.flags && timed.rcode === reply.rcode) return timed;
-    return (slot.timed = retimedVariant(slot.reply, reply, retimed.ttl));
+    return retimed === undefined ? slot.reply : retimedVariant(slot.reply, reply, retimed.ttl);
   }
 
   private reorders(qtype: number, reply: Reply): boolean {
@@ -203,15 +198,18 @@ export class LoadBalancer {
   }
 }
 
-/** `variant` (records of a stored reply, reordered) as `reply` has it: its rcode, flags and TTL. */
+/**
+ * `variant` (records of a stored reply, reordered) as the cache hit `reply`
+ * has it: its rcode, flags and TTL. Built per hit, like the hit itself, so
+ * it dies young (see the cache's hit path).
+ */
 function retimedVariant(variant: Reply, reply: Reply, ttl: number): Reply {
-  const at = (records: Reply['answer']) => records.map((record) => (record.ttl === ttl ? record : { name: record.name, type: record.type, class: record.class, ttl, data: record.data }));
   const out: Reply = {
     rcode: reply.rcode,
     flags: reply.flags,
-    answer: at(variant.answer),
-    authority: at(variant.authority),
-    additional: at(variant.additional),
+    answer: variant.answer,
+    authority: variant.authority,
+    additional: variant.additional,
     retimed: { base: variant, ttl },
   };
   if (reply.error) out.error = reply.error;

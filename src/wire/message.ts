@@ -66,10 +66,11 @@ export interface Reply {
   /** Memo of the encoded body for one question; see encodeReply. */
   encoded?: EncodedBody;
   /**
-   * Set when the records are `base`'s, in the same order, each with TTL
-   * `ttl`: the encoder copies base's memoised body and rewrites the TTLs
-   * instead of encoding the records again. The cache sets it on hits, whose
-   * replies change every second only by their TTLs.
+   * Set when the records are `base`'s, in the same order, and every one of
+   * them has TTL `ttl` whatever its own `ttl` field says: the encoder copies
+   * base's memoised body and rewrites the TTLs instead of encoding the
+   * records again. The cache sets it on hits, which differ from the stored
+   * reply only by their TTLs.
    */
   retimed?: { readonly base: Reply; readonly ttl: number };
 }
