@@ -349,12 +349,12 @@ describe('the hit path', () => {
     const hit1 = cache.serve(request('www.example.org'), next) as Reply;
     const hit2 = cache.serve(request('WWW.example.org'), next) as Reply;
     expect(hit1).not.toBe(miss);
-    expect(hit2.retimed!.base).toBe(hit1.retimed!.base);
+    expect(hit2.derived!.base).toBe(hit1.derived!.base);
     expect(hit1.flags & Flag.AA).toBe(Flag.AA);
     now += 1000;
     const hit3 = cache.serve(request('www.example.org'), next) as Reply;
     expect(hit3.answer).toBe(hit1.answer);
-    expect([hit1.retimed!.ttl, hit3.retimed!.ttl]).toEqual([30, 29]);
+    expect([hit1.derived!.ttl, hit3.derived!.ttl]).toEqual([30, 29]);
     const wireTtl = (reply: Reply) => (decodeReply(encodeReply(request('www.example.org').query, reply, 512)).answers![0] as { ttl: number }).ttl;
     expect([wireTtl(hit1), wireTtl(hit3)]).toEqual([30, 29]);
     expect(bodyFor(hit3, 'www.example.org.')).toBe(bodyFor(hit1, 'www.example.org.'));

@@ -102,7 +102,7 @@ describe('encodeReply', () => {
     expect(decoded.flag_tc).toBe(true);
   });
 
-  it('a retimed reply is its base with every TTL rewritten, truncation included, and reuses the base body', () => {
+  it('a derived reply with a TTL is its base with every TTL rewritten, truncation included, and reuses the base body', () => {
     const base: Reply = {
       rcode: Rcode.NOERROR,
       flags: 0,
@@ -119,11 +119,62 @@ describe('encodeReply', () => {
     });
     const q = query('x.example');
     for (const limit of [65535, 512]) {
-      const retimed = encodeReply(q, { ...at(17), retimed: { base, ttl: 17 } }, limit);
-      expect(retimed).toEqual(encodeReply(q, at(17), limit));
-      expect(decodeReply(retimed).answers!.every((record) => (record as { ttl?: number }).ttl === 17)).toBe(true);
+      const derived = encodeReply(q, { ...base, flags: 0x0400, derived: { base, ttl: 17, order: null } }, limit);
+      expect(derived).toEqual(encodeReply(q, at(17), limit));
+      expect(decodeReply(derived).answers!.every((record) => (record as { ttl?: number }).ttl === 17)).toBe(true);
     }
     expect(base.encoded?.qname).toBe('x.example.');
+  });
+
+  describe('a reordered reply (Reply.derived.order)', () => {
+    /** `base`'s records in `order`, as a reply of their own and as one derived from base. */
+    const reorder = (base: Reply, order: number[], ttl: number | null = null) => {
+      const all = [...base.answer, ...base.authority, ...base.additional];
+      const records = order.map((index) => all[index]!);
+      // Built field by field: a spread would carry base's memoised body along.
+      const own = (): Reply => ({ rcode: base.rcode, flags: base.flags, answer: records.slice(0, base.answer.length), authority: [], additional: records.slice(base.answer.length) });
+      return { own: own(), derived: { ...own(), derived: { base, ttl, order } } };
+    };
+    const owners = (bytes: Buffer) => decodeReply(bytes).answers!.map((record) => `${record.name} ${(record as { data: string }).data} ${(record as { ttl: number }).ttl}`);
+
+    it('copies the base\'s encoded records in the new order: the same bytes as encoding that order', () => {
+      const base: Reply = { rcode: 0, flags: 0, answer: [a('x.example.', '10.0.0.1'), a('x.example.', '10.0.0.2'), a('x.example.', '10.0.0.3')], authority: [], additional: [] };
+      const q = query('X.example');
+      const { own, derived } = reorder(base, [2, 0, 1]);
+      expect(encodeReply(q, derived, 512)).toEqual(encodeReply(q, own, 512));
+      expect(owners(encodeReply(q, derived, 512))).toEqual(['X.example 10.0.0.3 30', 'X.example 10.0.0.1 30', 'X.example 10.0.0.2 30']);
+      expect(base.encoded?.qname).toBe('x.example.');
+    });
+
+    it('rewrites TTLs and cuts at a record boundary of the new order', () => {
+      const base: Reply = {
+        rcode: 0,
+        flags: 0,
+        answer: Array.from({ length: 40 }, (_, i) => a('x.example.', `10.0.${i}.${i}`)),
+        authority: [],
+        additional: [],
+      };
+      const q = query('x.example');
+      const order = Array.from({ length: 40 }, (_, i) => 39 - i);
+      const { derived } = reorder(base, order, 7);
+      const bytes = encodeReply(q, derived, 512);
+      expect(bytes.length).toBeLessThanOrEqual(512);
+      const decoded = decodeReply(bytes);
+      expect(decoded.flag_tc).toBe(true);
+      expect(owners(bytes)).toEqual(order.slice(0, decoded.answers!.length).map((i) => `x.example 10.0.${i}.${i} 7`));
+    });
+
+    it('encodes afresh when a moved record was the target of another\'s name compression', () => {
+      // The second and third owners point at the first one's name, written out in full.
+      const base: Reply = { rcode: 0, flags: 0, answer: [a('web.example.', '10.0.0.1'), a('web.example.', '10.0.0.2'), a('web.example.', '10.0.0.3')], authority: [], additional: [] };
+      const q = query('www.example');
+      const { own, derived } = reorder(base, [1, 2, 0], 9);
+      expect(owners(encodeReply(q, derived, 512))).toEqual(['web.example 10.0.0.2 9', 'web.example 10.0.0.3 9', 'web.example 10.0.0.1 9']);
+      expect(encodeReply(q, derived, 512).length).toBe(encodeReply(q, own, 512).length);
+      // Moves that keep the target in place still copy.
+      const kept = reorder(base, [0, 2, 1]);
+      expect(encodeReply(q, kept.derived, 512)).toEqual(encodeReply(q, kept.own, 512));
+    });
   });
 
   it('copies RD and CD from the query and sets QR', () => {

@@ -5,7 +5,7 @@
 // Hit path: zone check, one string key, one or two LRU lookups, a generation
 // check, and a small Reply over the entry's own records. Every record of an
 // entry carries the same TTL (CACHE-7 rewrites them all to the one computed
-// duration), so a hit is the stored reply "retimed" to the remaining TTL:
+// duration), so a hit is the stored reply derived with the remaining TTL:
 // the encoder copies the entry's memoised body and rewrites the TTL fields.
 // The hit Reply is built per query on purpose: it dies young, which costs
 // the garbage collector nothing, while a memo kept on the entry for a second
@@ -58,8 +58,8 @@ export interface Entry {
   readonly generation: number;
   /**
    * The stored records, each with TTL `ttl`, as a Reply that is never sent:
-   * hit replies are retimed copies of it, so the encoder encodes an entry's
-   * records once in its life (message.ts Reply.retimed).
+   * hit replies are derived from it, so the encoder encodes an entry's
+   * records once in its life (message.ts Reply.derived).
    */
   readonly base: Reply;
   /** Prefetch popularity (CoreDNS's freq): hits with no gap of the prefetch window. */
@@ -477,7 +477,7 @@ function generationOf(authorities: readonly Authority[]): number {
 /**
  * CACHE-8/10: the reply for a hit with `ttl` seconds left. AA always set,
  * RA and RCODE as stored, AD only when the request had DO or AD. The records
- * are the entry's; their TTL is `retimed.ttl`, not their own field.
+ * are the entry's; their TTL is `derived.ttl`, not their own field.
  */
 function hitReply(entry: Entry, ttl: number, withAd: boolean): Reply {
   const ad = withAd && (entry.flags & Flag.AD) !== 0;
@@ -487,6 +487,6 @@ function hitReply(entry: Entry, ttl: number, withAd: boolean): Reply {
     answer: entry.base.answer,
     authority: entry.base.authority,
     additional: entry.base.additional,
-    retimed: { base: entry.base, ttl },
+    derived: { base: entry.base, ttl, order: null },
   };
 }

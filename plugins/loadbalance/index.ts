@@ -6,14 +6,12 @@
 //       prefer CIDR...
 //   }
 //
-// Replies are never changed: a reordered reply is a new object. Building and
-// encoding a new reply per query would cost more than the rest of a cache
-// hit, so each reply that needs reordering gets a small pool of reordered
-// variants (weakly held, so it lives as long as the reply). A query takes a
-// random slot; a slot is redrawn after a few uses. The slots split the
-// choice of the leading record into equal strata, so the pool stays
-// balanced, and over a random slot the order is uniform (round_robin) or
-// follows the weights (weighted). Each variant keeps its encoded body memo.
+// Replies are never changed: each query gets its own order, as in CoreDNS,
+// in a new small Reply derived from the one it reorders (message.ts
+// Reply.derived). The encoder copies the encoded records of that reply (or
+// of the cache entry behind a cache hit) in the new order, so no record is
+// encoded again; and nothing is kept per reply, so nothing outlives the
+// query for the garbage collector to copy or promote.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -22,8 +20,8 @@ import { CorefileError, type Directive, type Token } from '../../src/corefile/ty
 import type { Logger } from '../../src/log.ts';
 import { definePlugin, type BlockContext, type Next, type Request } from '../../src/plugin.ts';
 import { Rcode, Type } from '../../src/wire/constants.ts';
-import type { Reply } from '../../src/wire/message.ts';
-import { parseCidr, parseWeights, preferSubnets, roundRobin, roundRobinMatters, weighted, type Stratum, type Subnet, type WeightTable } from './shuffle.ts';
+import type { Reply, ResourceRecord } from '../../src/wire/message.ts';
+import { parseCidr, parseWeights, preferOrder, roundRobinMatters, roundRobinOrder, weightedOrder, type Subnet, type WeightTable } from './shuffle.ts';
 
 export interface LoadbalanceConfig {
   policy: 'round_robin' | 'weighted';
@@ -71,21 +69,11 @@ function parseOne(directive: Directive, block: BlockContext): LoadbalanceConfig 
   return config;
 }
 
-/** Reordered variants per reply: POOL_SLOTS slots, each redrawn after SLOT_USES answers. */
-const POOL_SLOTS = 16;
-const SLOT_USES = 64;
-
-interface Slot {
-  reply: Reply;
-  uses: number;
-}
-
 export class LoadBalancer {
   private readonly config: LoadbalanceConfig;
   private readonly log: Logger;
   private weights: WeightTable = new Map();
   private weightsText: string | null = null;
-  private pools = new WeakMap<Reply, Slot[]>();
   private timer: NodeJS.Timeout | null = null;
   private readonly random: () => number;
 
@@ -130,8 +118,6 @@ export class LoadBalancer {
     if (text === this.weightsText) return;
     this.weights = parseWeights(text, file);
     this.weightsText = text;
-    // Variants drawn with the old weights go with them.
-    this.pools = new WeakMap();
     this.log.info(`Successfully reloaded weight file ${file}`);
   }
 
@@ -146,24 +132,36 @@ export class LoadBalancer {
   balance(qtype: number, reply: Reply): Reply {
     if (reply.rcode !== Rcode.NOERROR || qtype === Type.AXFR || qtype === Type.IXFR) return reply;
     if (!this.reorders(qtype, reply)) return reply;
-    // A cache hit is a retimed copy of the entry's stored reply, new every
-    // second: the pool hangs on the stored reply, so variants (and their
-    // encoded bodies) last as long as the entry, and only their TTLs change.
-    const retimed = reply.retimed;
-    const source = retimed === undefined ? reply : retimed.base;
-    let slots = this.pools.get(source);
-    if (slots === undefined) {
-      slots = new Array<Slot>(POOL_SLOTS);
-      this.pools.set(source, slots);
-    }
-    const index = Math.floor(this.random() * POOL_SLOTS);
-    let slot = slots[index];
-    if (slot === undefined || slot.uses >= SLOT_USES) {
-      slot = { reply: this.variant(qtype, source, { slot: index, slots: POOL_SLOTS }), uses: 0 };
-      slots[index] = slot;
-    }
-    slot.uses++;
-    return retimed === undefined ? slot.reply : retimedVariant(slot.reply, reply, retimed.ttl);
+    const answerOrder = this.sectionOrder(qtype, reply.answer);
+    const authorityOrder = this.config.policy === 'round_robin' ? roundRobinOrder(reply.authority, this.random) : null;
+    const additionalOrder = this.sectionOrder(qtype, reply.additional);
+    if (answerOrder === null && authorityOrder === null && additionalOrder === null) return reply;
+
+    // A cache hit is itself derived from the entry's stored reply: reorder that one's records.
+    const from = reply.derived;
+    const fromOrder = from?.order ?? null;
+    const order: number[] = [];
+    let offset = 0;
+    const place = (sectionOrder: readonly number[] | null, length: number) => {
+      for (let i = 0; i < length; i++) {
+        const index = offset + (sectionOrder === null ? i : sectionOrder[i]!);
+        order.push(fromOrder === null ? index : fromOrder[index]!);
+      }
+      offset += length;
+    };
+    place(answerOrder, reply.answer.length);
+    place(authorityOrder, reply.authority.length);
+    place(additionalOrder, reply.additional.length);
+    const out: Reply = {
+      rcode: reply.rcode,
+      flags: reply.flags,
+      answer: inOrder(reply.answer, answerOrder),
+      authority: inOrder(reply.authority, authorityOrder),
+      additional: inOrder(reply.additional, additionalOrder),
+      derived: { base: from === undefined ? reply : from.base, ttl: from === undefined ? null : from.ttl, order },
+    };
+    if (reply.error) out.error = reply.error;
+    return out;
   }
 
   private reorders(qtype: number, reply: Reply): boolean {
@@ -174,46 +172,25 @@ export class LoadBalancer {
     return roundRobinMatters(reply.answer) || roundRobinMatters(reply.authority) || roundRobinMatters(reply.additional);
   }
 
-  /** One reordered copy of `reply`. */
-  variant(qtype: number, reply: Reply, stratum: Stratum): Reply {
-    let { answer, authority, additional } = reply;
+  /** The new order of the answer or additional section (indexes into it), or null when it stays. */
+  private sectionOrder(qtype: number, records: readonly ResourceRecord[]): number[] | null {
+    let order: number[] | null;
     if (this.config.policy === 'weighted') {
-      if (qtype === Type.A || qtype === Type.AAAA || qtype === Type.SRV) {
-        answer = weighted(answer, this.weights, this.random, stratum);
-        additional = weighted(additional, this.weights, this.random);
-      }
+      const weighs = qtype === Type.A || qtype === Type.AAAA || qtype === Type.SRV;
+      order = weighs ? weightedOrder(records, this.weights, this.random) : null;
     } else {
-      answer = roundRobin(answer, this.random, stratum);
-      authority = roundRobin(authority, this.random);
-      additional = roundRobin(additional, this.random);
+      order = roundRobinOrder(records, this.random);
     }
-    if (this.config.prefer.length > 0) {
-      answer = preferSubnets(answer, this.config.prefer);
-      additional = preferSubnets(additional, this.config.prefer);
-    }
-    if (answer === reply.answer && authority === reply.authority && additional === reply.additional) return reply;
-    const out: Reply = { rcode: reply.rcode, flags: reply.flags, answer, authority, additional };
-    if (reply.error) out.error = reply.error;
-    return out;
+    if (this.config.prefer.length === 0) return order;
+    // prefer runs on the policy's result: compose the two orders.
+    const preferred = preferOrder(inOrder(records, order), this.config.prefer);
+    if (preferred === null) return order;
+    return order === null ? preferred : preferred.map((index) => order[index]!);
   }
 }
 
-/**
- * `variant` (records of a stored reply, reordered) as the cache hit `reply`
- * has it: its rcode, flags and TTL. Built per hit, like the hit itself, so
- * it dies young (see the cache's hit path).
- */
-function retimedVariant(variant: Reply, reply: Reply, ttl: number): Reply {
-  const out: Reply = {
-    rcode: reply.rcode,
-    flags: reply.flags,
-    answer: variant.answer,
-    authority: variant.authority,
-    additional: variant.additional,
-    retimed: { base: variant, ttl },
-  };
-  if (reply.error) out.error = reply.error;
-  return out;
+function inOrder(records: readonly ResourceRecord[], order: readonly number[] | null): readonly ResourceRecord[] {
+  return order === null ? records : order.map((index) => records[index]!);
 }
 
 export default definePlugin<LoadbalanceConfig>({

@@ -1,6 +1,7 @@
-// Record reordering for loadbalance: round_robin (LB-3), weighted (LB-4) and
-// prefer (LB-5). Every function returns new arrays; the records themselves
-// are shared and never changed.
+// Record orders for loadbalance: round_robin (LB-3), weighted (LB-4) and
+// prefer (LB-5). Each function returns the order of a section's records as
+// indexes into it (null when nothing moves), so the encoder can copy the
+// records' encoded bytes in that order; the records are never changed.
 
 import { isIP } from 'node:net';
 import { Type } from '../../src/wire/constants.ts';
@@ -9,19 +10,23 @@ import { canonicalName } from '../../src/wire/names.ts';
 
 type Records = readonly ResourceRecord[];
 
-/** Fisher–Yates, uniform over all orders. */
-export function shuffleInPlace<T>(items: T[], random: () => number = Math.random): T[] {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
+/** Fisher–Yates over items[from..to), uniform over all orders. */
+function shuffleRange(items: number[], from: number, to: number, random: () => number): void {
+  for (let i = to - 1; i > from; i--) {
+    const j = from + Math.floor(random() * (i - from + 1));
     const item = items[i]!;
     items[i] = items[j]!;
     items[j] = item;
   }
-  return items;
 }
 
 function isAddress(record: ResourceRecord): boolean {
   return record.type === Type.A || record.type === Type.AAAA;
+}
+
+/** The group a record goes to: CNAME, any other type, address, MX. */
+function groupOf(record: ResourceRecord): 0 | 1 | 2 | 3 {
+  return record.type === Type.CNAME ? 0 : isAddress(record) ? 2 : record.type === Type.MX ? 3 : 1;
 }
 
 /**
@@ -36,7 +41,7 @@ export function roundRobinMatters(records: Records): boolean {
   // Rank of the group each record goes to; a record after a higher rank must move.
   let rank = 0;
   for (const record of records) {
-    const group = record.type === Type.CNAME ? 0 : isAddress(record) ? 2 : record.type === Type.MX ? 3 : 1;
+    const group = groupOf(record);
     if (group === 2) addresses++;
     else if (group === 3) mx++;
     if (group < rank) return true;
@@ -45,65 +50,28 @@ export function roundRobinMatters(records: Records): boolean {
   return addresses > 1 || mx > 1;
 }
 
-/**
- * Index into `weights` for slot `slot` of `slots`: the slots split the
- * cumulative weight into equal strata and each draws inside its own, so a
- * pool of variants holds each choice in proportion to its weight (the
- * marginal over a uniformly chosen slot is exactly the weight distribution).
- */
-export function pickStratified(weights: readonly number[], slot: number, slots: number, random: () => number): number {
-  let total = 0;
-  for (const weight of weights) total += weight;
-  let point = ((slot + random()) / slots) * total;
-  for (let i = 0; i < weights.length - 1; i++) {
-    point -= weights[i]!;
-    if (point < 0) return i;
+/** Indexes of the records by group (CNAME, other, address, MX), each group in its order; where each group starts. */
+function grouped(records: Records): { order: number[]; starts: [number, number, number, number] } {
+  const order: number[] = [];
+  const starts: [number, number, number, number] = [0, 0, 0, 0];
+  for (let group = 0; group < 4; group++) {
+    starts[group] = order.length;
+    for (let i = 0; i < records.length; i++) if (groupOf(records[i]!) === group) order.push(i);
   }
-  return weights.length - 1;
-}
-
-/** Moves items[lead] to the front and shuffles the rest: uniform given the first item. */
-function shuffleWithLead<T>(items: T[], lead: number, random: () => number): T[] {
-  const first = items[lead]!;
-  items[lead] = items[0]!;
-  items[0] = first;
-  const rest = shuffleInPlace(items.slice(1), random);
-  for (let i = 0; i < rest.length; i++) items[i + 1] = rest[i]!;
-  return items;
-}
-
-/** Where round robin spreads the load: one slot of a pool of variants (see pickStratified). */
-export interface Stratum {
-  slot: number;
-  slots: number;
+  return { order, starts };
 }
 
 /**
  * LB-3: CNAMEs in their order, then every other type in its order, then the
  * A and AAAA records shuffled together, then the MX records shuffled. A
  * section of only A (or only AAAA) records is therefore simply shuffled.
- * With a stratum, the first of the shuffled groups with two or more records
- * gets its leading record from that stratum; the order is still uniform
- * over a uniformly chosen slot.
  */
-export function roundRobin(records: Records, random: () => number = Math.random, stratum?: Stratum): Records {
-  if (!roundRobinMatters(records)) return records;
-  const cname: ResourceRecord[] = [];
-  const rest: ResourceRecord[] = [];
-  const address: ResourceRecord[] = [];
-  const mx: ResourceRecord[] = [];
-  for (const record of records) {
-    if (record.type === Type.CNAME) cname.push(record);
-    else if (isAddress(record)) address.push(record);
-    else if (record.type === Type.MX) mx.push(record);
-    else rest.push(record);
-  }
-  const led = stratum === undefined ? null : address.length > 1 ? address : mx.length > 1 ? mx : null;
-  for (const group of [address, mx]) {
-    if (group === led) shuffleWithLead(group, pickStratified(group.map(() => 1), stratum!.slot, stratum!.slots, random), random);
-    else shuffleInPlace(group, random);
-  }
-  return [...cname, ...rest, ...address, ...mx];
+export function roundRobinOrder(records: Records, random: () => number): number[] | null {
+  if (!roundRobinMatters(records)) return null;
+  const { order, starts } = grouped(records);
+  shuffleRange(order, starts[2], starts[3], random);
+  shuffleRange(order, starts[3], order.length, random);
+  return order;
 }
 
 /** Weights by canonical domain name, then by address key (hex of the address bytes). */
@@ -151,45 +119,31 @@ export function parseWeights(text: string, file: string): WeightTable {
   return table;
 }
 
-interface Groups {
-  cname: ResourceRecord[];
-  rest: ResourceRecord[];
-  address: ResourceRecord[];
-  mx: ResourceRecord[];
-}
-
-/** The section's records by kind, order kept; null when it has no address records (nothing to reorder). */
-function groupRecords(records: Records): Groups | null {
-  const groups: Groups = { cname: [], rest: [], address: [], mx: [] };
-  for (const record of records) {
-    if (record.type === Type.CNAME) groups.cname.push(record);
-    else if (isAddress(record)) groups.address.push(record);
-    else if (record.type === Type.MX) groups.mx.push(record);
-    else groups.rest.push(record);
-  }
-  return groups.address.length === 0 ? null : groups;
-}
-
 /**
  * LB-4: CNAMEs, other types, the address records with one of them (picked
- * by weight, 1 when unlisted) moved to the top, then MX records. A section
- * without address records is returned as it is.
+ * by weight, 1 when unlisted) moved to the top, then MX records. Null for a
+ * section without address records.
  */
-export function weighted(records: Records, weights: WeightTable, random: () => number = Math.random, stratum: Stratum = { slot: 0, slots: 1 }): Records {
-  const groups = groupRecords(records);
-  if (groups === null) return records;
-  const { cname, rest, address, mx } = groups;
-  const values = address.map((record) => {
+export function weightedOrder(records: Records, weights: WeightTable, random: () => number): number[] | null {
+  const { order, starts } = grouped(records);
+  const [first, end] = [starts[2], starts[3]];
+  if (first === end) return null;
+  let total = 0;
+  const values: number[] = [];
+  for (let i = first; i < end; i++) {
+    const record = records[order[i]!]!;
     const bytes = recordAddress(record);
-    return (bytes && weights.get(canonicalName(record.name))?.get(Buffer.from(bytes).toString('hex'))) ?? 1;
-  });
-  const top = pickStratified(values, stratum.slot, stratum.slots, random);
-  if (top !== 0) {
-    const first = address[0]!;
-    address[0] = address[top]!;
-    address[top] = first;
+    const weight = (bytes && weights.get(canonicalName(record.name))?.get(Buffer.from(bytes).toString('hex'))) ?? 1;
+    values.push(weight);
+    total += weight;
   }
-  return [...cname, ...rest, ...address, ...mx];
+  let point = random() * total;
+  let top = 0;
+  while (top < values.length - 1 && (point -= values[top]!) >= 0) top++;
+  const leader = order[first + top]!;
+  order[first + top] = order[first]!;
+  order[first] = leader;
+  return order;
 }
 
 /** An IPv4 or IPv6 prefix. */
@@ -224,24 +178,28 @@ export function inSubnet(address: Uint8Array, subnet: Subnet): boolean {
 /**
  * LB-5: CNAMEs, then the address records inside the preferred subnets (in
  * the order of the subnets), then the other address records, then MX, then
- * everything else. Order within each group is kept.
+ * everything else. Order within each group is kept. Null for a section
+ * without address records.
  */
-export function preferSubnets(records: Records, subnets: readonly Subnet[]): Records {
-  const groups = groupRecords(records);
-  if (groups === null) return records;
-  const { cname, rest, address, mx } = groups;
-  const bytes = address.map(recordAddress);
-  const taken = new Array<boolean>(address.length).fill(false);
-  const matched: ResourceRecord[] = [];
+export function preferOrder(records: Records, subnets: readonly Subnet[]): number[] | null {
+  const { order, starts } = grouped(records);
+  if (starts[2] === starts[3]) return null;
+  const addresses = order.slice(starts[2], starts[3]);
+  const bytes = addresses.map((index) => recordAddress(records[index]!));
+  const taken = new Array<boolean>(addresses.length).fill(false);
+  const matched: number[] = [];
   for (const subnet of subnets) {
-    for (let i = 0; i < address.length; i++) {
+    for (let i = 0; i < addresses.length; i++) {
       const ip = bytes[i];
       if (!taken[i] && ip !== null && inSubnet(ip!, subnet)) {
         taken[i] = true;
-        matched.push(address[i]!);
+        matched.push(addresses[i]!);
       }
     }
   }
-  const unmatched = address.filter((_, i) => !taken[i]);
+  const unmatched = addresses.filter((_, i) => !taken[i]);
+  const cname = order.slice(0, starts[1]);
+  const rest = order.slice(starts[1], starts[2]);
+  const mx = order.slice(starts[3]);
   return [...cname, ...matched, ...unmatched, ...mx, ...rest];
 }

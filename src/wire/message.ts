@@ -66,13 +66,24 @@ export interface Reply {
   /** Memo of the encoded body for one question; see encodeReply. */
   encoded?: EncodedBody;
   /**
-   * Set when the records are `base`'s, in the same order, and every one of
-   * them has TTL `ttl` whatever its own `ttl` field says: the encoder copies
-   * base's memoised body and rewrites the TTLs instead of encoding the
-   * records again. The cache sets it on hits, which differ from the stored
-   * reply only by their TTLs.
+   * Set when the records are `base`'s, possibly reordered and retimed: the
+   * encoder copies base's memoised body record by record and rewrites the
+   * TTLs instead of encoding the records again. The cache sets it on hits
+   * (same records, remaining TTL) and loadbalance on shuffled replies.
    */
-  retimed?: { readonly base: Reply; readonly ttl: number };
+  derived?: Derivation;
+}
+
+/** How a reply's records come from its base's (Reply.derived). */
+export interface Derivation {
+  readonly base: Reply;
+  /** Every record's TTL, whatever its own `ttl` field says; null: the records' own. */
+  readonly ttl: number | null;
+  /**
+   * This reply's i-th record (answer, then authority, then additional) is
+   * base's `order[i]`-th; each section keeps its size. Null: base's order.
+   */
+  readonly order: readonly number[] | null;
 }
 
 export interface EncodedBody {
@@ -80,8 +91,14 @@ export interface EncodedBody {
   bytes: Buffer;
   /** Offset in `bytes` after each record, in section order: truncation cuts here. */
   recordEnds: number[];
-  /** Offset in `bytes` of each record's TTL field, in section order (Reply.retimed). */
+  /** Offset in `bytes` of each record's TTL field, in section order (Reply.derived). */
   ttlAt: number[];
+  /**
+   * For each record, the highest index of a record whose bytes its
+   * compression pointers reach (itself included), or -1 when they reach
+   * only the question: a record can move only while those stay in place.
+   */
+  anchors: number[];
 }
 
 const noRecords: readonly ResourceRecord[] = Object.freeze([]);
@@ -103,6 +120,10 @@ class BodyWriter {
   /** Canonical (lowercased) name suffix → offset in the whole message. */
   private readonly names = new Map<string, number>();
   private readonly base: number;
+  /** Offset in the body where each record written so far starts. */
+  readonly recordStarts: number[] = [];
+  /** See EncodedBody.anchors; the last entry is the record being written. */
+  readonly anchors: number[] = [];
 
   constructor(qname: string) {
     // The question starts at offset 12; its suffixes can be pointed at.
@@ -150,6 +171,7 @@ class BodyWriter {
         const target = this.names.get(suffix);
         if (target !== undefined) {
           this.u16(0xc000 | target);
+          if (target >= this.base) this.anchorAt(target - this.base);
           return;
         }
         const here = this.base + this.length;
@@ -164,6 +186,14 @@ class BodyWriter {
     this.u8(0);
   }
 
+  /** Notes that the current record points at body offset `offset`. */
+  private anchorAt(offset: number): void {
+    let record = this.recordStarts.length - 1;
+    while (this.recordStarts[record]! > offset) record--;
+    const current = this.anchors.length - 1;
+    if (record > this.anchors[current]!) this.anchors[current] = record;
+  }
+
   characterString(text: string): void {
     const bytes = Buffer.from(text, 'utf8');
     if (bytes.length > 255) throw new RangeError('character-string longer than 255 bytes');
@@ -173,6 +203,8 @@ class BodyWriter {
 
   /** Writes one record; returns the offset of its TTL field. */
   record(record: ResourceRecord): number {
+    this.recordStarts.push(this.length);
+    this.anchors.push(-1);
     this.name(record.name, true);
     this.u16(record.type);
     this.u16(record.class);
@@ -242,16 +274,16 @@ function encodeBody(reply: Reply, qname: string): EncodedBody {
       recordEnds.push(writer.length);
     }
   }
-  return { qname, bytes: writer.buffer.subarray(0, writer.length), recordEnds, ttlAt };
+  return { qname, bytes: writer.buffer.subarray(0, writer.length), recordEnds, ttlAt, anchors: writer.anchors };
 }
 
 /**
  * The encoded body of `reply` for `qname`, memoised on the reply (precompiled
- * answers). For a retimed reply, the body of its base: the TTLs in it are the
- * base's, and encodeReply rewrites them.
+ * answers). For a derived reply, the body of its base: the records in base's
+ * order with base's TTLs, which encodeReply reorders and rewrites.
  */
 export function bodyFor(reply: Reply, qname: string): EncodedBody {
-  if (reply.retimed !== undefined) reply = reply.retimed.base;
+  if (reply.derived !== undefined) reply = reply.derived.base;
   const memo = reply.encoded;
   if (memo !== undefined && memo.qname === qname) return memo;
   const body = encodeBody(reply, qname);
@@ -259,11 +291,41 @@ export function bodyFor(reply: Reply, qname: string): EncodedBody {
   return body;
 }
 
+/** A body and the order its records go out in (null: as they are). */
+interface Layout {
+  body: EncodedBody;
+  order: readonly number[] | null;
+}
+
+/**
+ * Whether base's records can go out in `order` by copying their bytes: each
+ * record whose pointers reach into the body needs every record up to the
+ * one it reaches to keep its place, so the offsets it points at hold.
+ */
+function relocatable(body: EncodedBody, order: readonly number[]): boolean {
+  let unmoved = 0;
+  while (unmoved < order.length && order[unmoved] === unmoved) unmoved++;
+  for (const anchor of body.anchors) if (anchor >= unmoved) return false;
+  return true;
+}
+
+function layoutOf(reply: Reply, qname: string): Layout {
+  const body = bodyFor(reply, qname);
+  const order = reply.derived?.order ?? null;
+  if (order === null || relocatable(body, order)) return { body, order };
+  // Rare (names compressed against a record that moves): encode this reply's own order.
+  return { body: encodeBody(reply, qname), order: null };
+}
+
 const OPT_LENGTH = 11;
 
 /** Length of `reply` to `query` on the wire before any truncation (log {rsize}, response size metrics). */
 export function encodedLength(query: Query, reply: Reply): number {
-  return query.questionEnd + bodyFor(reply, query.qname).bytes.length + (query.edns ? OPT_LENGTH : 0);
+  return query.questionEnd + layoutOf(reply, query.qname).body.bytes.length + (query.edns ? OPT_LENGTH : 0);
+}
+
+function recordLength(body: EncodedBody, index: number): number {
+  return body.recordEnds[index]! - (index === 0 ? 0 : body.recordEnds[index - 1]!);
 }
 
 /**
@@ -272,7 +334,7 @@ export function encodedLength(query: Query, reply: Reply): number {
  * record echoes the client's payload size and DO bit (WIRE-10).
  */
 export function encodeReply(query: Query, reply: Reply, sizeLimit: number): Buffer {
-  const body = bodyFor(reply, query.qname);
+  const { body, order } = layoutOf(reply, query.qname);
   const questionLength = query.questionEnd - HEADER_LENGTH;
   const optLength = query.edns ? OPT_LENGTH : 0;
   const fixed = HEADER_LENGTH + questionLength + optLength;
@@ -281,8 +343,13 @@ export function encodeReply(query: Query, reply: Reply, sizeLimit: number): Buff
   let bodyLength = body.bytes.length;
   if (fixed + bodyLength > sizeLimit) {
     kept = 0;
-    while (kept < total && fixed + body.recordEnds[kept]! <= sizeLimit) kept++;
-    bodyLength = kept === 0 ? 0 : body.recordEnds[kept - 1]!;
+    bodyLength = 0;
+    while (kept < total) {
+      const length = recordLength(body, order === null ? kept : order[kept]!);
+      if (fixed + bodyLength + length > sizeLimit) break;
+      bodyLength += length;
+      kept++;
+    }
   }
   const out = Buffer.allocUnsafe(fixed + bodyLength);
   const truncated = kept < total ? Flag.TC : 0;
@@ -297,9 +364,19 @@ export function encodeReply(query: Query, reply: Reply, sizeLimit: number): Buff
   out.writeUInt16BE(kept - answers - authorities + (optLength ? 1 : 0), 10);
   query.packet.copy(out, HEADER_LENGTH, HEADER_LENGTH, query.questionEnd);
   const bodyStart = HEADER_LENGTH + questionLength;
-  body.bytes.copy(out, bodyStart, 0, bodyLength);
-  if (reply.retimed !== undefined) {
-    for (let i = 0; i < kept; i++) out.writeUInt32BE(reply.retimed.ttl >>> 0, bodyStart + body.ttlAt[i]!);
+  const ttl = reply.derived?.ttl ?? null;
+  if (order === null) {
+    body.bytes.copy(out, bodyStart, 0, bodyLength);
+    if (ttl !== null) for (let i = 0; i < kept; i++) out.writeUInt32BE(ttl >>> 0, bodyStart + body.ttlAt[i]!);
+  } else {
+    let at = bodyStart;
+    for (let i = 0; i < kept; i++) {
+      const source = order[i]!;
+      const start = source === 0 ? 0 : body.recordEnds[source - 1]!;
+      body.bytes.copy(out, at, start, body.recordEnds[source]!);
+      if (ttl !== null) out.writeUInt32BE(ttl >>> 0, at + body.ttlAt[source]! - start);
+      at += body.recordEnds[source]! - start;
+    }
   }
   if (query.edns) writeOpt(out, fixed - OPT_LENGTH + bodyLength, query.edns.udpSize, reply.rcode >> 4, query.edns.dnssecOk);
   return out;
