@@ -362,6 +362,32 @@ describe('the hit path', () => {
     cache.stop();
   });
 
+  it('CACHE-6: an expired entry refilled with the same records is refreshed in place, keeping its encoded body', () => {
+    const config = parseCache(cacheDirectives('cache 30'), ['.']);
+    const cache = new Cache(config, block, log);
+    const same = answer([A('www.example.org.', '10.0.0.1', 30)]);
+    const next = upstream(() => same);
+    cache.serve(request('www.example.org'), next);
+    const before = cache.serve(request('www.example.org'), next) as Reply;
+    const body = bodyFor(before, 'www.example.org.');
+    now += 31_000;
+    cache.serve(request('www.example.org'), next); // expired: asks again, same records
+    const after = cache.serve(request('www.example.org'), next) as Reply;
+    expect(next.calls).toHaveLength(2);
+    expect(after.derived!.base).toBe(before.derived!.base);
+    expect(bodyFor(after, 'www.example.org.')).toBe(body);
+    expect(after.derived!.ttl).toBe(30);
+    // Different records make a new entry.
+    now += 31_000;
+    const changed = answer([A('www.example.org.', '10.0.0.2', 30)]);
+    cache.serve(request('www.example.org'), () => changed);
+    const third = cache.serve(request('www.example.org'), next) as Reply;
+    expect(third.derived!.base).not.toBe(before.derived!.base);
+    expect(third.answer[0]!.data).toBe('10.0.0.2');
+    expect(cache.sizes).toEqual({ success: 1, denial: 0 });
+    cache.stop();
+  });
+
   it('leaves the upstream reply untouched and returns it as is when nothing needs rewriting', () => {
     const config = parseCache(cacheDirectives('cache 30'), ['.']);
     const cache = new Cache(config, block, log);

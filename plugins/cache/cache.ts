@@ -37,9 +37,14 @@ const MAXIMUM_DEFAULT_TTL = 3600;
 
 const noAuthorities: readonly Authority[] = Object.freeze([]);
 
-/** Passed to LRUCache.get so it does not allocate its default options object per lookup (it writes `status` into it). */
+/** Passed to LRUCache.get and peek so they do not allocate their default options object per call (get writes `status` into it). */
 const getOptions: LRUCache.GetOptions<string, Entry, unknown> = {};
+const peekOptions: LRUCache.PeekOptions<string, Entry, unknown> = {};
 
+/**
+ * One stored answer. Refilled in place when the same records are stored
+ * again (store), so the fields of its lifetime are mutable.
+ */
 export interface Entry {
   readonly key: string;
   /** Which LRU holds it. */
@@ -50,12 +55,12 @@ export interface Entry {
   /** RA and AD as the reply that filled the entry had them. */
   readonly flags: number;
   /** The computed duration in seconds (CoreDNS's origTTL). */
-  readonly ttl: number;
-  readonly storedAt: number;
-  readonly expiresAt: number;
+  ttl: number;
+  storedAt: number;
+  expiresAt: number;
   /** Authorities covering the name, and the sum of their generations at store time. */
-  readonly authorities: readonly Authority[];
-  readonly generation: number;
+  authorities: readonly Authority[];
+  generation: number;
   /**
    * The stored records, each with TTL `ttl`, as a Reply that is never sent:
    * hit replies are derived from it, so the encoder encodes an entry's
@@ -298,7 +303,7 @@ export class Cache implements StatsSource {
     }
     if (now < entry.expiresAt) return true;
     if (now - entry.expiresAt < this.config.staleMs) return true;
-    store.delete(entry.key);
+    // Expired: left in place (as CoreDNS leaves it) for store() to refill, or for the LRU to evict.
     return false;
   }
 
@@ -367,22 +372,42 @@ export class Cache implements StatsSource {
     if (disabledFor(qname, denial ? this.config.disableDenial : this.config.disableSuccess)) return;
     const now = clock();
     const authorities = this.authoritiesFor(qname);
-    const entry: Entry = {
-      key,
-      denial,
-      serverError: type === 'ServerError',
-      rcode: reply.rcode,
-      flags: reply.flags & (Flag.RA | Flag.AD),
-      ttl: duration,
-      storedAt: now,
-      expiresAt: now + duration * 1000,
-      authorities,
-      generation: authorities.length > 0 ? generationOf(authorities) : 0,
-      base: { rcode: reply.rcode, flags: 0, answer: sections.answer, authority: sections.authority, additional: sections.additional },
-      hits: inherit ? inherit.hits : 0,
-      lastHit: now,
-      refreshing: false,
-    };
+    const generation = authorities.length > 0 ? generationOf(authorities) : 0;
+    const serverError = type === 'ServerError';
+    const flags = reply.flags & (Flag.RA | Flag.AD);
+    const hits = inherit ? inherit.hits : 0;
+    let entry = (denial ? this.denial : this.success).peek(key, peekOptions);
+    if (entry !== undefined && entry.rcode === reply.rcode && entry.flags === flags && entry.serverError === serverError &&
+        entry.base.answer === sections.answer && entry.base.authority === sections.authority && entry.base.additional === sections.additional) {
+      // The same records again (an expired entry refilled from a memoised
+      // answer): refresh it in place. A new entry and its encoded body would
+      // live long enough to be promoted, and every cached name would add to
+      // the old generation once per TTL, bringing full collections.
+      entry.ttl = duration;
+      entry.storedAt = now;
+      entry.expiresAt = now + duration * 1000;
+      entry.authorities = authorities;
+      entry.generation = generation;
+      entry.hits = hits;
+      entry.lastHit = now;
+    } else {
+      entry = {
+        key,
+        denial,
+        serverError,
+        rcode: reply.rcode,
+        flags,
+        ttl: duration,
+        storedAt: now,
+        expiresAt: now + duration * 1000,
+        authorities,
+        generation,
+        base: { rcode: reply.rcode, flags: 0, answer: sections.answer, authority: sections.authority, additional: sections.additional },
+        hits,
+        lastHit: now,
+        refreshing: false,
+      };
+    }
     this.storing = stats;
     try {
       if (denial) {
