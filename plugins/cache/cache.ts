@@ -386,7 +386,7 @@ export class Cache implements StatsSource {
       entry.ttl = duration;
       entry.storedAt = now;
       entry.expiresAt = now + duration * 1000;
-      entry.authorities = authorities;
+      if (!sameAuthorities(entry.authorities, authorities)) entry.authorities = authorities;
       entry.generation = generation;
       entry.hits = hits;
       entry.lastHit = now;
@@ -491,6 +491,12 @@ export class Cache implements StatsSource {
 function disabledFor(qname: string, zones: readonly string[]): boolean {
   for (const zone of zones) if (isSubdomain(qname, zone)) return true;
   return false;
+}
+
+function sameAuthorities(a: readonly Authority[], b: readonly Authority[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function generationOf(authorities: readonly Authority[]): number {
