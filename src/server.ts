@@ -6,7 +6,6 @@
 // never touches a promise.
 
 import dgram from 'node:dgram';
-import dns from 'node:dns';
 import net from 'node:net';
 import type { BlockPlan, ListenerPlan, ServerPlan } from './config.ts';
 import { observeQuery } from './dns-metrics.ts';
@@ -15,6 +14,7 @@ import type { Next, Request, Transport } from './plugin.ts';
 import { Class, Rcode, SERVER_UDP_SIZE, TCP_MAX_SIZE, Type, UDP_MIN_SIZE } from './wire/constants.ts';
 import { emptyReply, encodeRejection, encodeReply, ServerReply, type Reply } from './wire/message.ts';
 import { parentName } from './wire/names.ts';
+import { replyLookup } from './reply-lookup.ts';
 import { decodeQuery, isRejection, type Query } from './wire/query.ts';
 
 export interface ServerOptions {
@@ -391,26 +391,6 @@ function selectZone(zones: Map<string, BlockPlan>, query: Query): string | null 
     if (query.qtype !== Type.DS) return found;
   }
   return found;
-}
-
-/**
- * The address lookup dgram runs before every send. Node's default checks the
- * address with isIP (a regular expression for IPv6) and defers the send to
- * process.nextTick, once per datagram: under load that was a few percent of
- * the CPU. Replies go to the address the kernel reported for the query,
- * always an IP literal of the socket's family, so once bound the lookup
- * passes it through at once. Binding still goes through Node's own lookup.
- */
-function replyLookup(): dgram.SocketOptions['lookup'] {
-  let bound = false;
-  const lookup = ((address: string, options: unknown, callback: (error: Error | null, address: string, family: number) => void) => {
-    if (bound) return callback(null, address, 0);
-    return dns.lookup(address, options as dns.LookupOneOptions, (error, resolved, family) => {
-      if (!error) bound = true;
-      callback(error, resolved, family);
-    });
-  }) as unknown as dgram.SocketOptions['lookup'];
-  return lookup;
 }
 
 async function bindUdp(address: string, port: number): Promise<{ socket: dgram.Socket; address: string }> {
