@@ -277,20 +277,19 @@ export class Cache implements StatsSource {
   }
 
   /**
-   * CACHE-13: denial first, then success. An entry is usable while its TTL
-   * runs, or within serve_stale after that, and only while no authority
-   * covering its name has changed since it was stored.
+   * CACHE-13: a denial entry shadows a positive one, but a cached SERVFAIL
+   * gives way to a positive entry still within its TTL. Storing one kind
+   * deletes the other (store), SERVFAIL apart, so a positive entry within
+   * its TTL is the answer whenever there is one: looking it up first spares
+   * most hits the second lookup. An entry is usable while its TTL runs, or
+   * within serve_stale after that, and only while no authority covering its
+   * name has changed since it was stored.
    */
   private lookup(key: string, now: number): Entry | undefined {
-    const denied = this.denial.get(key, getOptions);
-    if (denied !== undefined && this.usable(denied, now, this.denial)) {
-      if (!denied.serverError) return denied;
-      // A cached SERVFAIL gives way to a positive entry that is still valid.
-      const positive = this.success.get(key, getOptions);
-      if (positive !== undefined && positive.expiresAt > now && this.usable(positive, now, this.success)) return positive;
-      return denied;
-    }
     const positive = this.success.get(key, getOptions);
+    if (positive !== undefined && now < positive.expiresAt && this.usable(positive, now, this.success)) return positive;
+    const denied = this.denial.get(key, getOptions);
+    if (denied !== undefined && this.usable(denied, now, this.denial)) return denied;
     if (positive !== undefined && this.usable(positive, now, this.success)) return positive;
     return undefined;
   }
