@@ -1,7 +1,9 @@
 // The clusterdns command: flags → Corefile → supervisor → signals.
 
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
 import { parseArgs, UsageError, USAGE, type CliOptions } from './cli.ts';
 import { writeLog } from './log.ts';
 import { implementedPlugins } from './registry.ts';
@@ -36,6 +38,18 @@ function banner(supervisor: Supervisor): string {
   }
   lines.push(`clusterdns-${VERSION}`, `${process.platform}/${process.arch}, node ${process.version}`);
   return lines.join('\n');
+}
+
+/**
+ * On a single CPU (taskset, a cpuset), V8's concurrent marking threads only
+ * take turns with the main thread, and a full collection showed up as one
+ * 12-26 ms stall of serving (bench/load.ts, server pinned to one core).
+ * Marked on the main thread in small increments, the longest step was
+ * 0.2-2 ms. V8 reads the flag as each collection starts, so setting it at
+ * startup is enough; with more CPUs, concurrent marking stays on.
+ */
+function markOnMainThreadIfSingleCpu(): void {
+  if (availableParallelism() === 1) setFlagsFromString('--no-concurrent-marking');
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -73,6 +87,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return status;
   }
 
+  markOnMainThreadIfSingleCpu();
   let supervisor: Supervisor;
   try {
     supervisor = new Supervisor({ load: corefileLoader(options), dnsPort: options.dnsPort });
