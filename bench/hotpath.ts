@@ -18,7 +18,10 @@ import { decodeQuery, isRejection, type Query } from '../src/wire/query.ts';
 import { DEFAULT_SHAPE, generateCluster, writeManifests } from './synthetic.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'clusterdns-hotpath-'));
-writeManifests(generateCluster(DEFAULT_SHAPE), join(work, 'cluster'));
+const cluster = generateCluster(DEFAULT_SHAPE);
+writeManifests(cluster, join(work, 'cluster'));
+// A headless Service with several endpoints: loadbalance gives each answer its own order.
+const headless = cluster.services.find((service) => service.headless && service.endpoints.length >= 3)!;
 
 function packet(name: string, type: string): Buffer {
   return dnsPacket.encode({
@@ -81,6 +84,7 @@ const [k8sPlan, kubeadmPlan] = plans as [ServerPlan, ServerPlan];
 
 const clusterIPPacket = packet('svc-1.ns-1.svc.cluster.local', 'A');
 const nxdomainPacket = packet('api.github.com.ns-1.svc.cluster.local', 'A');
+const headlessPacket = packet(`${headless.name}.${headless.namespace}.svc.cluster.local`, 'A');
 const clusterIPQuery = decode(clusterIPPacket);
 const k8sRequest = request(clusterIPQuery, k8sPlan);
 const kubeadmRequest = request(clusterIPQuery, kubeadmPlan);
@@ -115,6 +119,10 @@ await b.suite(
   }),
   b.add('whole query: decode, kubeadm chain, encode', () => {
     const query = decodeQuery(clusterIPPacket) as Query;
+    encodeReply(query, kubeadmChain(request(query, kubeadmPlan)) as Reply, 1232);
+  }),
+  b.add(`whole query, headless Service (${headless.endpoints.length} A records, shuffled)`, () => {
+    const query = decodeQuery(headlessPacket) as Query;
     encodeReply(query, kubeadmChain(request(query, kubeadmPlan)) as Reply, 1232);
   }),
   b.cycle(),

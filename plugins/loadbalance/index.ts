@@ -21,7 +21,7 @@ import type { Logger } from '../../src/log.ts';
 import { definePlugin, type BlockContext, type Next, type Request } from '../../src/plugin.ts';
 import { Rcode, Type } from '../../src/wire/constants.ts';
 import type { Reply, ResourceRecord } from '../../src/wire/message.ts';
-import { parseCidr, parseWeights, preferOrder, roundRobinMatters, roundRobinOrder, weightedOrder, type Subnet, type WeightTable } from './shuffle.ts';
+import { parseCidr, parseWeights, preferOrder, roundRobinOrder, weightedOrder, type Subnet, type WeightTable } from './shuffle.ts';
 
 export interface LoadbalanceConfig {
   policy: 'round_robin' | 'weighted';
@@ -131,7 +131,7 @@ export class LoadBalancer {
   /** LB-2: NOERROR replies other than zone transfers; the same object when nothing would move. */
   balance(qtype: number, reply: Reply): Reply {
     if (reply.rcode !== Rcode.NOERROR || qtype === Type.AXFR || qtype === Type.IXFR) return reply;
-    if (!this.reorders(qtype, reply)) return reply;
+    if (!this.mayReorder(qtype, reply)) return reply;
     const answerOrder = this.sectionOrder(qtype, reply.answer);
     const authorityOrder = this.config.policy === 'round_robin' ? roundRobinOrder(reply.authority, this.random) : null;
     const additionalOrder = this.sectionOrder(qtype, reply.additional);
@@ -164,12 +164,13 @@ export class LoadBalancer {
     return out;
   }
 
-  private reorders(qtype: number, reply: Reply): boolean {
+  /** A cheap first test; round_robin decides per section (roundRobinOrder). */
+  private mayReorder(qtype: number, reply: Reply): boolean {
     if (this.config.prefer.length > 0) return reply.answer.length + reply.additional.length > 1;
     if (this.config.policy === 'weighted') {
       return (qtype === Type.A || qtype === Type.AAAA || qtype === Type.SRV) && (reply.answer.length > 1 || reply.additional.length > 1);
     }
-    return roundRobinMatters(reply.answer) || roundRobinMatters(reply.authority) || roundRobinMatters(reply.additional);
+    return reply.answer.length > 1 || reply.authority.length > 1 || reply.additional.length > 1;
   }
 
   /** The new order of the answer or additional section (indexes into it), or null when it stays. */

@@ -34,7 +34,7 @@ function groupOf(record: ResourceRecord): 0 | 1 | 2 | 3 {
  * address or MX records, or its records are not already in the
  * CNAME / other / address / MX order.
  */
-export function roundRobinMatters(records: Records): boolean {
+function roundRobinMatters(records: Records): boolean {
   if (records.length < 2) return false;
   let addresses = 0;
   let mx = 0;
