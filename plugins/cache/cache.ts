@@ -12,7 +12,6 @@
 // would survive young-generation collections and be copied and promoted
 // (measured: that was most of the GC pause time under load).
 
-import { LRUCache } from 'lru-cache';
 import type { Logger } from '../../src/log.ts';
 import { whenReplied, type Authority, type BlockContext, type Next, type Request } from '../../src/plugin.ts';
 import { typify, type ResponseType } from '../../src/wire/classify.ts';
@@ -21,6 +20,7 @@ import { ReplyFlag, ServerReply, type Reply, type ResourceRecord } from '../../s
 import { isSubdomain } from '../../src/wire/names.ts';
 import type { Query } from '../../src/wire/query.ts';
 import type { Bucket, CacheConfig } from './config.ts';
+import { EntryLru } from './lru.ts';
 import { CacheStats, registerStatsSource, unregisterStatsSource, type StatsSource } from './metrics.ts';
 
 /** Milliseconds since the epoch; replaceable so tests can move time (setCacheClock). */
@@ -37,9 +37,6 @@ const MAXIMUM_DEFAULT_TTL = 3600;
 
 const noAuthorities: readonly Authority[] = Object.freeze([]);
 
-/** Passed to LRUCache.get and peek so they do not allocate their default options object per call (get writes `status` into it). */
-const getOptions: LRUCache.GetOptions<string, Entry, unknown> = {};
-const peekOptions: LRUCache.PeekOptions<string, Entry, unknown> = {};
 
 /**
  * One stored answer. Refilled in place when the same records are stored
@@ -71,6 +68,9 @@ export interface Entry {
   hits: number;
   lastHit: number;
   refreshing: boolean;
+  /** The store's recency list (lru.ts). */
+  newer: Entry | null;
+  older: Entry | null;
 }
 
 interface Sections {
@@ -169,8 +169,8 @@ export class Cache implements StatsSource {
   readonly config: CacheConfig;
   private readonly block: BlockContext;
   private readonly log: Logger;
-  private readonly success: LRUCache<string, Entry>;
-  private readonly denial: LRUCache<string, Entry>;
+  private readonly success: EntryLru<Entry>;
+  private readonly denial: EntryLru<Entry>;
   private readonly stats = new Map<string, CacheStats>();
   private lastStats: CacheStats | null = null;
   /** Whose request a store is for, so evictions are counted under its server label. */
@@ -185,17 +185,11 @@ export class Cache implements StatsSource {
     this.block = block;
     this.log = log;
     this.zoneIsRoot = config.zones.includes('.');
-    this.success = new LRUCache<string, Entry>({
-      max: config.success.capacity,
-      dispose: (_entry, _key, reason) => {
-        if (reason === 'evict' && this.storing) this.storing.evictionsSuccess++;
-      },
+    this.success = new EntryLru<Entry>(config.success.capacity, () => {
+      if (this.storing) this.storing.evictionsSuccess++;
     });
-    this.denial = new LRUCache<string, Entry>({
-      max: config.denial.capacity,
-      dispose: (_entry, _key, reason) => {
-        if (reason === 'evict' && this.storing) this.storing.evictionsDenial++;
-      },
+    this.denial = new EntryLru<Entry>(config.denial.capacity, () => {
+      if (this.storing) this.storing.evictionsDenial++;
     });
   }
 
@@ -286,15 +280,15 @@ export class Cache implements StatsSource {
    * name has changed since it was stored.
    */
   private lookup(key: string, now: number): Entry | undefined {
-    const positive = this.success.get(key, getOptions);
+    const positive = this.success.get(key);
     if (positive !== undefined && now < positive.expiresAt && this.usable(positive, now, this.success)) return positive;
-    const denied = this.denial.get(key, getOptions);
+    const denied = this.denial.get(key);
     if (denied !== undefined && this.usable(denied, now, this.denial)) return denied;
     if (positive !== undefined && this.usable(positive, now, this.success)) return positive;
     return undefined;
   }
 
-  private usable(entry: Entry, now: number, store: LRUCache<string, Entry>): boolean {
+  private usable(entry: Entry, now: number, store: EntryLru<Entry>): boolean {
     if (entry.authorities.length > 0 && generationOf(entry.authorities) !== entry.generation) {
       // The data behind the answer changed: never serve it again, not even stale.
       store.delete(entry.key);
@@ -375,7 +369,7 @@ export class Cache implements StatsSource {
     const serverError = type === 'ServerError';
     const flags = reply.flags & (Flag.RA | Flag.AD);
     const hits = inherit ? inherit.hits : 0;
-    let entry = (denial ? this.denial : this.success).peek(key, peekOptions);
+    let entry = (denial ? this.denial : this.success).peek(key);
     if (entry !== undefined && entry.rcode === reply.rcode && entry.flags === flags && entry.serverError === serverError &&
         entry.base.answer === sections.answer && entry.base.authority === sections.authority && entry.base.additional === sections.additional) {
       // The same records again (an expired entry refilled from a memoised
@@ -405,16 +399,18 @@ export class Cache implements StatsSource {
         hits,
         lastHit: now,
         refreshing: false,
+        newer: null,
+        older: null,
       };
     }
     this.storing = stats;
     try {
       if (denial) {
-        this.denial.set(key, entry);
+        this.denial.set(entry);
         // A fresh negative answer replaces a positive one; a SERVFAIL does not (CACHE-13).
         if (!entry.serverError) this.success.delete(key);
       } else {
-        this.success.set(key, entry);
+        this.success.set(entry);
         // Otherwise an older denial entry, checked first, would shadow it.
         this.denial.delete(key);
       }

@@ -362,26 +362,38 @@ export function encodeReply(query: Query, reply: Reply, sizeLimit: number): Buff
   out.writeUInt16BE(answers, 6);
   out.writeUInt16BE(authorities, 8);
   out.writeUInt16BE(kept - answers - authorities + (optLength ? 1 : 0), 10);
-  query.packet.copy(out, HEADER_LENGTH, HEADER_LENGTH, query.questionEnd);
+  copyBytes(query.packet, HEADER_LENGTH, query.questionEnd, out, HEADER_LENGTH);
   const bodyStart = HEADER_LENGTH + questionLength;
   const ttl = reply.derived?.ttl ?? null;
   if (order === null) {
-    body.bytes.copy(out, bodyStart, 0, bodyLength);
+    copyBytes(body.bytes, 0, bodyLength, out, bodyStart);
     if (ttl !== null) for (let i = 0; i < kept; i++) out.writeUInt32BE(ttl >>> 0, bodyStart + body.ttlAt[i]!);
   } else {
     let at = bodyStart;
-    const bytes = body.bytes;
     for (let i = 0; i < kept; i++) {
       const source = order[i]!;
       const start = source === 0 ? 0 : body.recordEnds[source - 1]!;
       const end = body.recordEnds[source]!;
-      // Records are short (an A record is 16 bytes): a plain loop beats Buffer.copy, which builds a view per call.
-      for (let from = start; from < end; from++) out[at++] = bytes[from]!;
-      if (ttl !== null) out.writeUInt32BE(ttl >>> 0, at - end + body.ttlAt[source]!);
+      copyBytes(body.bytes, start, end, out, at);
+      if (ttl !== null) out.writeUInt32BE(ttl >>> 0, at + body.ttlAt[source]! - start);
+      at += end - start;
     }
   }
   if (query.edns) writeOpt(out, fixed - OPT_LENGTH + bodyLength, query.edns.udpSize, reply.rcode >> 4, query.edns.dnssecOk);
   return out;
+}
+
+/**
+ * source[start..end) to target at `at`. Questions and records are short: a
+ * plain loop beats Buffer.copy there, which builds a view of the source per
+ * call (measured under load: ~1% of the CPU on its own).
+ */
+function copyBytes(source: Buffer, start: number, end: number, target: Buffer, at: number): void {
+  if (end - start > 256) {
+    source.copy(target, at, start, end);
+    return;
+  }
+  for (let from = start; from < end; from++) target[at++] = source[from]!;
 }
 
 function writeOpt(out: Buffer, offset: number, udpSize: number, extendedRcode: number, dnssecOk: boolean): void {
