@@ -2,7 +2,7 @@
 // (CACHE-3..13), with freshness checked against the block's authorities
 // (users.md P5).
 //
-// Hit path: zone check, one string key, one or two LRU lookups, a generation
+// Hit path: zone check, the key's kind number, one or two LRU lookups, a generation
 // check, and a small Reply over the entry's own records. Every record of an
 // entry carries the same TTL (CACHE-7 rewrites them all to the one computed
 // duration), so a hit is the stored reply derived with the remaining TTL:
@@ -43,7 +43,9 @@ const noAuthorities: readonly Authority[] = Object.freeze([]);
  * again (store), so the fields of its lifetime are mutable.
  */
 export interface Entry {
-  readonly key: string;
+  /** The key (CACHE-4): the lowercased question name, and cacheKind. */
+  readonly name: string;
+  readonly kind: number;
   /** Which LRU holds it. */
   readonly denial: boolean;
   /** A SERVFAIL/NOTIMP entry: gives way to a valid positive one (CACHE-13). */
@@ -80,12 +82,12 @@ interface Sections {
 }
 
 /**
- * CACHE-4: lowercased qname, qtype, qclass, DO and CD. The qname always ends
- * in '.', so the number appended after it cannot run into it.
+ * CACHE-4: the key is the lowercased qname with qtype, qclass, DO and CD;
+ * this is the number for all but the name.
  */
-export function cacheKey(query: Query): string {
+export function cacheKind(query: Query): number {
   const bits = (query.edns?.dnssecOk ? 1 : 0) | (query.flags & Flag.CD ? 2 : 0);
-  return query.qname + ((query.qtype * 4 + bits) * 65536 + query.qclass);
+  return (query.qtype * 4 + bits) * 65536 + query.qclass;
 }
 
 /** typify, plus NOTIMP counted as a server error as CoreDNS's cache does (CACHE-3). */
@@ -175,7 +177,7 @@ export class Cache implements StatsSource {
   private lastStats: CacheStats | null = null;
   /** Whose request a store is for, so evictions are counted under its server label. */
   private storing: CacheStats | null = null;
-  /** Misses waiting on I/O, by key: identical misses share one upstream query. */
+  /** Misses waiting on I/O, by name and kind: identical misses share one upstream query. */
   private readonly inflight = new Map<string, Promise<Reply>>();
   private readonly zoneIsRoot: boolean;
   private stopped = false;
@@ -242,12 +244,12 @@ export class Cache implements StatsSource {
 
     const stats = this.statsFor(request.server);
     stats.requests++;
-    const key = cacheKey(query);
+    const kind = cacheKind(query);
     const now = clock();
-    const entry = this.lookup(key, now);
+    const entry = this.lookup(kind, query.qname, now);
     if (entry === undefined) {
       stats.misses++;
-      return this.miss(request, next, key, stats);
+      return this.miss(request, next, kind, stats);
     }
     if (entry.denial) stats.hitsDenial++;
     else stats.hitsSuccess++;
@@ -255,14 +257,14 @@ export class Cache implements StatsSource {
     let ttl = entry.ttl - Math.floor((now - entry.storedAt) / 1000);
     if (ttl <= 0) {
       // CACHE-12: only lookup() lets an expired entry through, and only within serve_stale.
-      if (this.config.verifyStale) return this.verifyStale(request, next, key, entry, stats);
+      if (this.config.verifyStale) return this.verifyStale(request, next, kind, entry, stats);
       stats.servedStale++;
-      this.refresh(request, next, key, entry, stats, false);
+      this.refresh(request, next, kind, entry, stats, false);
       ttl = 0;
     } else {
       if (this.config.prefetchAmount > 0 && this.shouldPrefetch(entry, ttl, now)) {
         stats.prefetches++;
-        this.refresh(request, next, key, entry, stats, true);
+        this.refresh(request, next, kind, entry, stats, true);
       }
       if (this.config.keepTtl) ttl = entry.ttl;
     }
@@ -279,10 +281,10 @@ export class Cache implements StatsSource {
    * within serve_stale after that, and only while no authority covering its
    * name has changed since it was stored.
    */
-  private lookup(key: string, now: number): Entry | undefined {
-    const positive = this.success.get(key);
+  private lookup(kind: number, name: string, now: number): Entry | undefined {
+    const positive = this.success.get(kind, name);
     if (positive !== undefined && now < positive.expiresAt && this.usable(positive, now, this.success)) return positive;
-    const denied = this.denial.get(key);
+    const denied = this.denial.get(kind, name);
     if (denied !== undefined && this.usable(denied, now, this.denial)) return denied;
     if (positive !== undefined && this.usable(positive, now, this.success)) return positive;
     return undefined;
@@ -291,7 +293,7 @@ export class Cache implements StatsSource {
   private usable(entry: Entry, now: number, store: EntryLru<Entry>): boolean {
     if (entry.authorities.length > 0 && generationOf(entry.authorities) !== entry.generation) {
       // The data behind the answer changed: never serve it again, not even stale.
-      store.delete(entry.key);
+      store.delete(entry.kind, entry.name);
       return false;
     }
     if (now < entry.expiresAt) return true;
@@ -309,17 +311,18 @@ export class Cache implements StatsSource {
     return ttl <= Math.ceil((this.config.prefetchPercentage / 100) * entry.ttl);
   }
 
-  private miss(request: Request, next: Next, key: string, stats: CacheStats): Reply | Promise<Reply> {
-    const pending = this.inflight.get(key);
-    if (pending !== undefined) return pending.then((reply) => this.written(request, reply, key, stats, false));
+  private miss(request: Request, next: Next, kind: number, stats: CacheStats): Reply | Promise<Reply> {
+    const flight = request.query.qname + kind;
+    const pending = this.inflight.get(flight);
+    if (pending !== undefined) return pending.then((reply) => this.written(request, reply, kind, stats, false));
     const result = next(request);
-    if (!(result instanceof Promise)) return this.written(request, result, key, stats, true);
-    this.inflight.set(key, result);
+    if (!(result instanceof Promise)) return this.written(request, result, kind, stats, true);
+    this.inflight.set(flight, result);
     const done = () => {
-      if (this.inflight.get(key) === result) this.inflight.delete(key);
+      if (this.inflight.get(flight) === result) this.inflight.delete(flight);
     };
     result.then(done, done);
-    return result.then((reply) => this.written(request, reply, key, stats, true));
+    return result.then((reply) => this.written(request, reply, kind, stats, true));
   }
 
   /**
@@ -328,7 +331,7 @@ export class Cache implements StatsSource {
    * rewrite every TTL to the duration (CACHE-5..7). Returns what the client
    * gets; `inherit` is the entry a background refresh replaces (CACHE-11).
    */
-  private written(request: Request, reply: Reply, key: string, stats: CacheStats, store: boolean, inherit?: Entry): Reply {
+  private written(request: Request, reply: Reply, kind: number, stats: CacheStats, store: boolean, inherit?: Entry): Reply {
     if (isServerWritten(reply)) return reply;
     const query = request.query;
     const type = responseType(reply);
@@ -338,7 +341,7 @@ export class Cache implements StatsSource {
     const authority = withTtl(reply.authority, duration);
     const additional = withTtl(reply.additional, duration);
     if (store && duration > 0 && storable(type, reply, query.qtype)) {
-      this.store(query.qname, key, type, reply, { answer, authority, additional }, duration, stats, inherit);
+      this.store(query.qname, kind, type, reply, { answer, authority, additional }, duration, stats, inherit);
     }
     const flags = withAd ? reply.flags : reply.flags & ~Flag.AD;
     if (answer === reply.answer && authority === reply.authority && additional === reply.additional && flags === reply.flags) return reply;
@@ -360,7 +363,7 @@ export class Cache implements StatsSource {
     }
   }
 
-  private store(qname: string, key: string, type: ResponseType, reply: Reply, sections: Sections, duration: number, stats: CacheStats, inherit?: Entry): void {
+  private store(qname: string, kind: number, type: ResponseType, reply: Reply, sections: Sections, duration: number, stats: CacheStats, inherit?: Entry): void {
     const denial = type === 'NameError' || type === 'NoData' || type === 'ServerError';
     if (disabledFor(qname, denial ? this.config.disableDenial : this.config.disableSuccess)) return;
     const now = clock();
@@ -369,7 +372,7 @@ export class Cache implements StatsSource {
     const serverError = type === 'ServerError';
     const flags = reply.flags & (Flag.RA | Flag.AD);
     const hits = inherit ? inherit.hits : 0;
-    let entry = (denial ? this.denial : this.success).peek(key);
+    let entry = (denial ? this.denial : this.success).peek(kind, qname);
     if (entry !== undefined && entry.rcode === reply.rcode && entry.flags === flags && entry.serverError === serverError &&
         entry.base.answer === sections.answer && entry.base.authority === sections.authority && entry.base.additional === sections.additional) {
       // The same records again (an expired entry refilled from a memoised
@@ -385,7 +388,8 @@ export class Cache implements StatsSource {
       entry.lastHit = now;
     } else {
       entry = {
-        key,
+        name: qname,
+        kind,
         denial,
         serverError,
         rcode: reply.rcode,
@@ -408,11 +412,11 @@ export class Cache implements StatsSource {
       if (denial) {
         this.denial.set(entry);
         // A fresh negative answer replaces a positive one; a SERVFAIL does not (CACHE-13).
-        if (!entry.serverError) this.success.delete(key);
+        if (!entry.serverError) this.success.delete(kind, qname);
       } else {
         this.success.set(entry);
         // Otherwise an older denial entry, checked first, would shadow it.
-        this.denial.delete(key);
+        this.denial.delete(kind, qname);
       }
     } finally {
       this.storing = null;
@@ -429,18 +433,18 @@ export class Cache implements StatsSource {
   }
 
   /**
-   * A background query for `key` whose answer replaces the entry: prefetch
+   * A background query for the entry's key whose answer replaces it: prefetch
    * (CACHE-11) and serve_stale's immediate mode (CACHE-12). The client's
    * reply does not wait for it; one runs per entry at a time.
    */
-  private refresh(request: Request, next: Next, key: string, entry: Entry, stats: CacheStats, prefetch: boolean): void {
+  private refresh(request: Request, next: Next, kind: number, entry: Entry, stats: CacheStats, prefetch: boolean): void {
     if (entry.refreshing) return;
     entry.refreshing = true;
     setImmediate(() => {
       const finish = (reply: Reply | null) => {
         entry.refreshing = false;
         if (reply === null) return;
-        this.written(request, reply, key, stats, true, prefetch ? entry : undefined);
+        this.written(request, reply, kind, stats, true, prefetch ? entry : undefined);
       };
       const failed = (error: unknown) => {
         entry.refreshing = false;
@@ -460,7 +464,7 @@ export class Cache implements StatsSource {
    * replaces the entry and goes to the client, anything else (or a failure)
    * serves the stale entry with TTL 0.
    */
-  private verifyStale(request: Request, next: Next, key: string, entry: Entry, stats: CacheStats): Reply | Promise<Reply> {
+  private verifyStale(request: Request, next: Next, kind: number, entry: Entry, stats: CacheStats): Reply | Promise<Reply> {
     const withAd = request.query.edns?.dnssecOk === true || (request.query.flags & Flag.AD) !== 0;
     const stale = (): Reply => {
       stats.servedStale++;
@@ -468,7 +472,7 @@ export class Cache implements StatsSource {
     };
     const decide = (reply: Reply): Reply => {
       if (!isServerWritten(reply) && (reply.rcode === Rcode.NOERROR || reply.rcode === Rcode.NXDOMAIN)) {
-        return this.written(request, reply, key, stats, true);
+        return this.written(request, reply, kind, stats, true);
       }
       return stale();
     };

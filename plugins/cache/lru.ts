@@ -4,12 +4,15 @@
 // Hand-written rather than lru-cache because it is on the hit path of nearly
 // every query: under load, lru-cache's get (its options, status and
 // background-fetch handling around the lookup) was ~6% of the server's busy
-// time. Here a hit is one Map lookup and a move to the front of a list
-// threaded through the entries themselves, so nothing is allocated.
+// time. Here a hit is two Map lookups and a move to the front of a list
+// threaded through the entries themselves, so nothing is allocated. Entries
+// are found by kind (a number) and then by name: the name is the query's
+// own string, so no key string is built, flattened and hashed per query.
 
 /** What the store keys entries by and threads its recency list through. */
 export interface LruEntry<T> {
-  readonly key: string;
+  readonly kind: number;
+  readonly name: string;
   /** Toward the most recently used end; null at the front. */
   newer: T | null;
   /** Toward the least recently used end; null at the back. */
@@ -17,7 +20,8 @@ export interface LruEntry<T> {
 }
 
 export class EntryLru<T extends LruEntry<T>> {
-  private readonly entries = new Map<string, T>();
+  private readonly kinds = new Map<number, Map<string, T>>();
+  private count = 0;
   private newest: T | null = null;
   private oldest: T | null = null;
   private readonly capacity: number;
@@ -29,12 +33,12 @@ export class EntryLru<T extends LruEntry<T>> {
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.count;
   }
 
-  /** The entry for `key`, now the most recently used. */
-  get(key: string): T | undefined {
-    const entry = this.entries.get(key);
+  /** The entry for `kind` and `name`, now the most recently used. */
+  get(kind: number, name: string): T | undefined {
+    const entry = this.kinds.get(kind)?.get(name);
     if (entry !== undefined && entry !== this.newest) {
       this.unlink(entry);
       this.pushNewest(entry);
@@ -42,35 +46,40 @@ export class EntryLru<T extends LruEntry<T>> {
     return entry;
   }
 
-  /** The entry for `key`, its recency unchanged. */
-  peek(key: string): T | undefined {
-    return this.entries.get(key);
+  /** The entry for `kind` and `name`, its recency unchanged. */
+  peek(kind: number, name: string): T | undefined {
+    return this.kinds.get(kind)?.get(name);
   }
 
-  /** Stores `entry` under its key as the most recently used; past the capacity the least recently used one goes. */
+  /** Stores `entry` under its kind and name as the most recently used; past the capacity the least recently used one goes. */
   set(entry: T): void {
-    const previous = this.entries.get(entry.key);
+    let names = this.kinds.get(entry.kind);
+    if (names === undefined) this.kinds.set(entry.kind, (names = new Map()));
+    const previous = names.get(entry.name);
     if (previous !== undefined) this.unlink(previous);
-    this.entries.set(entry.key, entry);
+    else this.count++;
+    names.set(entry.name, entry);
     this.pushNewest(entry);
-    if (this.entries.size > this.capacity) {
+    if (this.count > this.capacity) {
       const evicted = this.oldest!;
-      this.unlink(evicted);
-      this.entries.delete(evicted.key);
+      this.delete(evicted.kind, evicted.name);
       this.onEvict(evicted);
     }
   }
 
-  delete(key: string): boolean {
-    const entry = this.entries.get(key);
+  delete(kind: number, name: string): boolean {
+    const names = this.kinds.get(kind);
+    const entry = names?.get(name);
     if (entry === undefined) return false;
     this.unlink(entry);
-    this.entries.delete(key);
+    names!.delete(name);
+    this.count--;
     return true;
   }
 
   clear(): void {
-    this.entries.clear();
+    this.kinds.clear();
+    this.count = 0;
     this.newest = null;
     this.oldest = null;
   }
