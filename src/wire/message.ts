@@ -354,20 +354,20 @@ export function encodeReply(query: Query, reply: Reply, sizeLimit: number): Buff
   const out = Buffer.allocUnsafe(fixed + bodyLength);
   const truncated = kept < total ? Flag.TC : 0;
   const requestBits = query.flags & (Flag.RD | Flag.CD | 0x7800); // RD, CD, opcode
-  out.writeUInt16BE(query.id, 0);
-  out.writeUInt16BE(Flag.QR | requestBits | (reply.flags & (Flag.AA | Flag.TC | Flag.RA | Flag.AD)) | truncated | (reply.rcode & 0xf), 2);
+  put16(out, 0, query.id);
+  put16(out, 2, Flag.QR | requestBits | (reply.flags & (Flag.AA | Flag.TC | Flag.RA | Flag.AD)) | truncated | (reply.rcode & 0xf));
   const answers = Math.min(kept, reply.answer.length);
   const authorities = Math.min(kept - answers, reply.authority.length);
-  out.writeUInt16BE(1, 4);
-  out.writeUInt16BE(answers, 6);
-  out.writeUInt16BE(authorities, 8);
-  out.writeUInt16BE(kept - answers - authorities + (optLength ? 1 : 0), 10);
+  put16(out, 4, 1);
+  put16(out, 6, answers);
+  put16(out, 8, authorities);
+  put16(out, 10, kept - answers - authorities + (optLength ? 1 : 0));
   copyBytes(query.packet, HEADER_LENGTH, query.questionEnd, out, HEADER_LENGTH);
   const bodyStart = HEADER_LENGTH + questionLength;
   const ttl = reply.derived?.ttl ?? null;
   if (order === null) {
     copyBytes(body.bytes, 0, bodyLength, out, bodyStart);
-    if (ttl !== null) for (let i = 0; i < kept; i++) out.writeUInt32BE(ttl >>> 0, bodyStart + body.ttlAt[i]!);
+    if (ttl !== null) for (let i = 0; i < kept; i++) put32(out, bodyStart + body.ttlAt[i]!, ttl);
   } else {
     let at = bodyStart;
     for (let i = 0; i < kept; i++) {
@@ -375,12 +375,27 @@ export function encodeReply(query: Query, reply: Reply, sizeLimit: number): Buff
       const start = source === 0 ? 0 : body.recordEnds[source - 1]!;
       const end = body.recordEnds[source]!;
       copyBytes(body.bytes, start, end, out, at);
-      if (ttl !== null) out.writeUInt32BE(ttl >>> 0, at + body.ttlAt[source]! - start);
+      if (ttl !== null) put32(out, at + body.ttlAt[source]! - start, ttl);
       at += end - start;
     }
   }
   if (query.edns) writeOpt(out, fixed - OPT_LENGTH + bodyLength, query.edns.udpSize, reply.rcode >> 4, query.edns.dnssecOk);
   return out;
+}
+
+// Header and TTL fields of every reply, at offsets inside the buffer just
+// allocated for it: Buffer's writeUInt16BE/32BE validate value and offset on
+// each call, which showed in profiles of this path.
+function put16(out: Buffer, at: number, value: number): void {
+  out[at] = value >>> 8;
+  out[at + 1] = value;
+}
+
+function put32(out: Buffer, at: number, value: number): void {
+  out[at] = value >>> 24;
+  out[at + 1] = value >>> 16;
+  out[at + 2] = value >>> 8;
+  out[at + 3] = value;
 }
 
 /**
