@@ -4,7 +4,9 @@
 //
 //   npm run bench:load [-- --rounds 3 --seconds 10]
 //
-// Writes bench/results/load.md and prints it.
+// Writes bench/results/load.md and prints it. With --profile the server runs
+// under `node --cpu-prof` and no latency is measured (the profiler slows it):
+// its busy time by function goes to bench/results/profile.md as well.
 
 import { execFile, execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -12,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { summarizeProfiles } from './profile.ts';
 import { DEFAULT_SHAPE, generateCluster, generateQueries, writeManifests } from './synthetic.ts';
 import { cpuSeconds, freePort, machine, median, percentile, requireCommand, startPinned, stop, waitForHttp } from './tools.ts';
 
@@ -25,7 +28,8 @@ const ROUNDS = option('rounds', 3);
 const SECONDS = option('seconds', 10);
 const LATENCY_QPS = option('latency-qps', 10_000);
 // Latency tails vary from run to run far more than throughput: several runs, interleaved.
-const LATENCY_RUNS = option('latency-runs', 3);
+const PROFILE = args.includes('--profile');
+const LATENCY_RUNS = PROFILE ? 0 : option('latency-runs', 3);
 // Multi-process serving (src/workers.ts): CLUSTERDNS_WORKERS for the server, and the CPUs it may use.
 const WORKERS = option('workers', 1);
 const SERVER_CPUS = args.includes('--server-cpus') ? args[args.indexOf('--server-cpus') + 1]! : '0';
@@ -138,7 +142,9 @@ async function latencies(port: number): Promise<Latency> {
 
 const ms = (seconds: number) => (seconds * 1000).toFixed(3);
 const ceiling = await startPinned(0, [join(root, 'bench/ceiling.ts'), String(ceilingPort)], /listening/);
-const server = await startPinned(SERVER_CPUS, [join(root, 'bin/clusterdns.js'), '-conf', join(work, 'Corefile')], /clusterdns-\d/,
+const profileDir = join(work, 'profile');
+const profileFlags = PROFILE ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
+const server = await startPinned(SERVER_CPUS, [...profileFlags, join(root, 'bin/clusterdns.js'), '-conf', join(work, 'Corefile')], /clusterdns-\d/,
   { CLUSTERDNS_WORKERS: String(WORKERS) });
 const results = { ceiling: [] as Throughput[], clusterdns: [] as Throughput[] };
 const latency = { ceiling: [] as Latency[], clusterdns: [] as Latency[] };
@@ -163,7 +169,7 @@ try {
   const row = (name: string, runs: Throughput[], lat: Latency[], ceilingQps: number, ceilingPerCpu: number) => {
     const qps = median(runs.map((result) => result.qps));
     const perCpu = median(runs.map((result) => result.qps * SECONDS / result.cpu));
-    const spread = (values: number[]) => `${ms(median(values))} (${ms(Math.min(...values))}–${ms(Math.max(...values))})`;
+    const spread = (values: number[]) => (values.length === 0 ? '–' : `${ms(median(values))} (${ms(Math.min(...values))}–${ms(Math.max(...values))})`);
     return `| ${name} | ${qps.toFixed(0)} (${Math.min(...runs.map((r) => r.qps)).toFixed(0)}–${Math.max(...runs.map((r) => r.qps)).toFixed(0)}) | ${(qps / ceilingQps).toFixed(2)} | ` +
       `${runs.reduce((sum, result) => sum + result.lost, 0)} | ${median(runs.map((result) => result.cpu)).toFixed(2)} | ` +
       `${(perCpu / 1000).toFixed(1)}k | ${(perCpu / ceilingPerCpu).toFixed(2)} | ` +
@@ -176,9 +182,9 @@ try {
   const table = `# Load benchmark
 
 Machine: ${machine()}
-Command: \`npm run bench:load -- --rounds ${ROUNDS} --seconds ${SECONDS}\`
+Command: \`npm run bench:load -- --rounds ${ROUNDS} --seconds ${SECONDS}${PROFILE ? ' --profile' : ''}\`
 Cluster: ${cluster.namespaces.length} namespaces, ${cluster.services.length} Services (${cluster.services.filter((s) => s.headless).length} headless), ${endpointCount} endpoints; query mix: 38% A ClusterIP, 10% AAAA (NODATA), 10% A headless, 7% SRV, 5% PTR, 30% search-path NXDOMAIN, Zipf popularity.
-Server (${WORKERS} worker${WORKERS > 1 ? 's' : ''}) pinned to CPU ${SERVER_CPUS}, the ceiling to CPU 0, dnsperf (8 clients, 256 outstanding) to CPU ${DNSPERF_CPUS}; ${ROUNDS} rounds of ${SECONDS} s, interleaved; then ${LATENCY_RUNS} latency runs each at ${LATENCY_QPS} qps (dnsperf -Q, on CPU ${LATENCY_DNSPERF_CPUS}), interleaved.
+${PROFILE ? 'The server ran under `node --cpu-prof`, which slows it (its qps is lower than unprofiled); no latency runs.\n' : ''}Server (${WORKERS} worker${WORKERS > 1 ? 's' : ''}) pinned to CPU ${SERVER_CPUS}, the ceiling to CPU 0, dnsperf (8 clients, 256 outstanding) to CPU ${DNSPERF_CPUS}; ${ROUNDS} rounds of ${SECONDS} s, interleaved; then ${LATENCY_RUNS} latency runs each at ${LATENCY_QPS} qps (dnsperf -Q, on CPU ${LATENCY_DNSPERF_CPUS}), interleaved.
 Other processes took up to ${foreign.toFixed(2)} CPU-s of CPU 0 in a round${foreign > 0.5 ? ' (the machine was not quiet: compare the per-CPU-second columns)' : ''}; interrupts and softirqs (packet delivery) took ${median(results.ceiling.map((r) => r.softirq)).toFixed(2)} (ceiling) and ${median(results.clusterdns.map((r) => r.softirq)).toFixed(2)} (clusterdns) CPU-s of it per round, median.
 qps: median (min–max); latencies: median (min–max) over the runs.
 
@@ -191,6 +197,12 @@ ${row('clusterdns (kubeadm Corefile)', results.clusterdns, latency.clusterdns, c
   writeFileSync(join(root, 'bench/results/load.md'), table);
   process.stdout.write(table);
 } finally {
-  await stop(server);
+  // The profile is written as the server exits (after its lameduck time).
+  await stop(server, PROFILE ? 60_000 : 8_000);
   await stop(ceiling);
+}
+if (PROFILE) {
+  const profile = `# Where clusterdns spends its busy time under full load\n\n${machine()}; \`node --cpu-prof\`, ${ROUNDS} rounds of ${SECONDS} s at full load (see load.md), self time by function, idle left out.\n\n${summarizeProfiles(profileDir)}`;
+  writeFileSync(join(root, 'bench/results/profile.md'), profile);
+  process.stdout.write(`\n${profile}`);
 }

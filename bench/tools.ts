@@ -60,12 +60,13 @@ export function startPinned(cpu: number | string, args: string[], ready: RegExp,
   });
 }
 
-export async function stop(child: ChildProcess): Promise<void> {
+/** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
+export async function stop(child: ChildProcess, graceMs = 8000): Promise<void> {
   if (child.exitCode !== null) return;
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.removeAllListeners('exit');
   child.kill('SIGTERM');
-  await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 8000))]);
+  await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, graceMs))]);
   child.kill('SIGKILL');
 }
 
