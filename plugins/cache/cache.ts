@@ -2,8 +2,8 @@
 // (CACHE-3..13), with freshness checked against the block's authorities
 // (users.md P5).
 //
-// Hit path: zone check, the key's kind number, one or two LRU lookups, a generation
-// check, and a small Reply over the entry's own records. Every record of an
+// Hit path: zone check, the key's kind number, one or two store lookups, a
+// generation check, and a small Reply over the entry's own records. Every record of an
 // entry carries the same TTL (CACHE-7 rewrites them all to the one computed
 // duration), so a hit is the stored reply derived with the remaining TTL:
 // the encoder copies the entry's memoised body and rewrites the TTL fields.
@@ -36,7 +36,6 @@ const MINIMAL_DEFAULT_TTL = 5;
 const MAXIMUM_DEFAULT_TTL = 3600;
 
 const noAuthorities: readonly Authority[] = Object.freeze([]);
-
 
 /**
  * One stored answer. Refilled in place when the same records are stored
@@ -415,7 +414,7 @@ export class Cache implements StatsSource {
         if (!entry.serverError) this.success.delete(kind, qname);
       } else {
         this.success.set(entry);
-        // Otherwise an older denial entry, checked first, would shadow it.
+        // The stores never hold both kinds for a name, SERVFAIL apart: lookup() relies on it.
         this.denial.delete(kind, qname);
       }
     } finally {
