@@ -27,8 +27,9 @@ const option = (name: string, fallback: number) => {
 const ROUNDS = option('rounds', 3);
 const SECONDS = option('seconds', 10);
 const LATENCY_QPS = option('latency-qps', 10_000);
-// Latency tails vary from run to run far more than throughput: several runs, interleaved.
+// --profile: the server runs under node --cpu-prof (see the top of this file).
 const PROFILE = args.includes('--profile');
+// Latency tails vary from run to run far more than throughput: several runs, interleaved.
 const LATENCY_RUNS = PROFILE ? 0 : option('latency-runs', 3);
 // Multi-process serving (src/workers.ts): CLUSTERDNS_WORKERS for the server, and the CPUs it may use.
 const WORKERS = option('workers', 1);

@@ -6,7 +6,6 @@ import dnsPacket from 'dns-packet';
 import { buildChain } from '../src/chain.ts';
 import { planFromCorefile, type BlockPlan } from '../src/config.ts';
 import { parseCorefile } from '../src/corefile/parser.ts';
-import { CorefileError } from '../src/corefile/types.ts';
 import { registry } from '../src/metrics.ts';
 import type { Authority, Handler, Next, Request } from '../src/plugin.ts';
 import { Class, Flag, Rcode, Type } from '../src/wire/constants.ts';
@@ -16,6 +15,7 @@ import { setCacheClock } from '../plugins/cache/index.ts';
 import { Cache } from '../plugins/cache/cache.ts';
 import { parseCache } from '../plugins/cache/config.ts';
 import { buildQuery, decodeReply, queryUdp, sendUdp, startServer as startServerOnce, type DecodedReply } from './support/dns.ts';
+import { expectSetupError } from './support/setup-errors.ts';
 
 /**
  * startServer, again when the kernel-chosen UDP port is taken for TCP
@@ -610,18 +610,6 @@ describe('chain position (CACHE-14) with real plugins', () => {
 
 describe('setup (CACHE-1, CACHE-2)', () => {
   const parse = (corefile: string) => () => planFromCorefile(corefile, 'Corefile', { dnsPort: 0 });
-  const fails = (corefile: string, line: number, detail: RegExp) => {
-    let error: unknown;
-    try {
-      parse(corefile)();
-    } catch (caught) {
-      error = caught;
-    }
-    expect(error).toBeInstanceOf(CorefileError);
-    expect((error as CorefileError).line).toBe(line);
-    expect((error as CorefileError).message).toMatch(/^Corefile:\d+ - Error during parsing: /);
-    expect((error as CorefileError).detail).toMatch(detail);
-  };
 
   it('accepts the stock forms (STOCK-1, STOCK-2) and every option', () => {
     expect(parse('.:53 {\n cache 30\n}\n')).not.toThrow();
@@ -638,21 +626,21 @@ describe('setup (CACHE-1, CACHE-2)', () => {
   });
 
   it('rejects bad values with file and line', () => {
-    fails('. {\n cache 0\n}\n', 2, /cache TTL can not be zero or negative: 0/);
-    fails('. {\n cache -5\n}\n', 2, /zero or negative/);
-    fails('. {\n cache 30\n cache 20\n}\n', 3, /can only be used once per Server Block/);
-    fails('. {\n cache {\n   nosuch 1\n }\n}\n', 3, /unknown property 'nosuch'/);
-    fails('. {\n cache {\n success\n }\n}\n', 3, /Wrong argument count/);
-    fails('. {\n cache {\n success many\n }\n}\n', 3, /success capacity must be an integer, found 'many'/);
-    fails('. {\n cache {\n denial 10 0\n }\n}\n', 3, /zero or negative/);
-    fails('. {\n cache {\n prefetch 10 1m 5%\n }\n}\n', 3, /range \[10, 90\]/);
-    fails('. {\n cache {\n prefetch 10 1m 50\n }\n}\n', 3, /should be '%'/);
-    fails('. {\n cache {\n prefetch -1\n }\n}\n', 3, /prefetch amount/);
-    fails('. {\n cache {\n serve_stale 1h sometimes\n }\n}\n', 3, /refresh mode/);
-    fails('. {\n cache {\n serve_stale soon\n }\n}\n', 3, /duration/);
-    fails('. {\n cache {\n servfail 6m\n }\n}\n', 3, /over 5 minutes/);
-    fails('. {\n cache {\n disable everything\n }\n}\n', 3, /must be "success" or "denial"/);
-    fails('. {\n cache {\n keepttl now\n }\n}\n', 3, /keepttl takes at most 0 arguments/);
+    expectSetupError('. {\n cache 0\n}\n', 2, /cache TTL can not be zero or negative: 0/);
+    expectSetupError('. {\n cache -5\n}\n', 2, /zero or negative/);
+    expectSetupError('. {\n cache 30\n cache 20\n}\n', 3, /can only be used once per Server Block/);
+    expectSetupError('. {\n cache {\n   nosuch 1\n }\n}\n', 3, /unknown property 'nosuch'/);
+    expectSetupError('. {\n cache {\n success\n }\n}\n', 3, /Wrong argument count/);
+    expectSetupError('. {\n cache {\n success many\n }\n}\n', 3, /success capacity must be an integer, found 'many'/);
+    expectSetupError('. {\n cache {\n denial 10 0\n }\n}\n', 3, /zero or negative/);
+    expectSetupError('. {\n cache {\n prefetch 10 1m 5%\n }\n}\n', 3, /range \[10, 90\]/);
+    expectSetupError('. {\n cache {\n prefetch 10 1m 50\n }\n}\n', 3, /should be '%'/);
+    expectSetupError('. {\n cache {\n prefetch -1\n }\n}\n', 3, /prefetch amount/);
+    expectSetupError('. {\n cache {\n serve_stale 1h sometimes\n }\n}\n', 3, /refresh mode/);
+    expectSetupError('. {\n cache {\n serve_stale soon\n }\n}\n', 3, /duration/);
+    expectSetupError('. {\n cache {\n servfail 6m\n }\n}\n', 3, /over 5 minutes/);
+    expectSetupError('. {\n cache {\n disable everything\n }\n}\n', 3, /must be "success" or "denial"/);
+    expectSetupError('. {\n cache {\n keepttl now\n }\n}\n', 3, /keepttl takes at most 0 arguments/);
   });
 });
 

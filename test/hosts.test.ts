@@ -7,12 +7,12 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { planFromCorefile } from '../src/config.ts';
 import { parseCorefile } from '../src/corefile/parser.ts';
-import { CorefileError } from '../src/corefile/types.ts';
 import { setLogSink } from '../src/log.ts';
 import { registry } from '../src/metrics.ts';
 import { isDirective } from '../src/registry.ts';
 import { parseAddress, parseHosts, reverseToKey } from '../plugins/hosts/hostsfile.ts';
 import { queryUdp, startServer as startServerOnce, type DecodedReply, type RunningServer } from './support/dns.ts';
+import { expectSetupError } from './support/setup-errors.ts';
 
 /**
  * startServer, again when the kernel-chosen UDP port is taken for TCP
@@ -275,27 +275,16 @@ describe('stock forms (STOCK-4)', () => {
 });
 
 describe('setup errors', () => {
-  const fails = (corefile: string, line: number, detail: RegExp) => {
-    let error: unknown;
-    try {
-      planFromCorefile(corefile, 'Corefile', { dnsPort: 0 });
-    } catch (caught) {
-      error = caught;
-    }
-    expect(error).toBeInstanceOf(CorefileError);
-    expect((error as CorefileError).line).toBe(line);
-    expect((error as CorefileError).detail).toMatch(detail);
-  };
 
   it('rejects bad options with file and line', () => {
-    fails('. {\n hosts {\n ttl 0\n }\n}\n', 3, /ttl provided is invalid/);
-    fails('. {\n hosts {\n ttl 65536\n }\n}\n', 3, /ttl provided is invalid/);
-    fails('. {\n hosts {\n ttl soon\n }\n}\n', 3, /ttl needs a number of seconds/);
-    fails('. {\n hosts {\n ttl\n }\n}\n', 3, /Wrong argument count/);
-    fails('. {\n hosts {\n reload often\n }\n}\n', 3, /reload must be a duration/);
-    fails('. {\n hosts {\n fallthrough\n 10.0.0.1 late.example\n }\n}\n', 4, /unknown property '10.0.0.1'/);
-    fails('. {\n hosts\n hosts\n}\n', 3, /can only be used once per Server Block/);
-    fails('. {\n hosts {\n no_reverse please\n }\n}\n', 3, /at most 0 arguments/);
+    expectSetupError('. {\n hosts {\n ttl 0\n }\n}\n', 3, /ttl provided is invalid/);
+    expectSetupError('. {\n hosts {\n ttl 65536\n }\n}\n', 3, /ttl provided is invalid/);
+    expectSetupError('. {\n hosts {\n ttl soon\n }\n}\n', 3, /ttl needs a number of seconds/);
+    expectSetupError('. {\n hosts {\n ttl\n }\n}\n', 3, /Wrong argument count/);
+    expectSetupError('. {\n hosts {\n reload often\n }\n}\n', 3, /reload must be a duration/);
+    expectSetupError('. {\n hosts {\n fallthrough\n 10.0.0.1 late.example\n }\n}\n', 4, /unknown property '10.0.0.1'/);
+    expectSetupError('. {\n hosts\n hosts\n}\n', 3, /can only be used once per Server Block/);
+    expectSetupError('. {\n hosts {\n no_reverse please\n }\n}\n', 3, /at most 0 arguments/);
   });
 
   it('reload 0 disables reloading', () => {

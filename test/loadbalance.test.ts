@@ -14,6 +14,7 @@ import { decodeQuery, type Query } from '../src/wire/query.ts';
 import { LoadBalancer, type LoadbalanceConfig } from '../plugins/loadbalance/index.ts';
 import { parseCidr, parseWeights, preferOrder, roundRobinOrder } from '../plugins/loadbalance/shuffle.ts';
 import { buildQuery, decodeReply, queryUdp, startServer as startServerOnce, type DecodedReply, type RunningServer } from './support/dns.ts';
+import { expectSetupError } from './support/setup-errors.ts';
 
 /**
  * startServer, again when the kernel-chosen UDP port is taken for TCP
@@ -242,17 +243,6 @@ describe('prefer (LB-5)', () => {
 });
 
 describe('setup (LB-1)', () => {
-  const fails = (corefile: string, line: number, detail: RegExp) => {
-    let error: unknown;
-    try {
-      planFromCorefile(corefile, 'Corefile', { dnsPort: 0 });
-    } catch (caught) {
-      error = caught;
-    }
-    expect(error).toBeInstanceOf(CorefileError);
-    expect((error as CorefileError).line).toBe(line);
-    expect((error as CorefileError).detail).toMatch(detail);
-  };
 
   it('accepts the stock form and the options', () => {
     expect(() => planFromCorefile('.:53 {\n loadbalance\n}\n', 'Corefile', { dnsPort: 0 })).not.toThrow();
@@ -261,12 +251,12 @@ describe('setup (LB-1)', () => {
   });
 
   it('rejects what CoreDNS rejects, with file and line', () => {
-    fails('. {\n loadbalance random\n}\n', 2, /unknown policy: 'random'/);
-    fails('. {\n loadbalance round_robin extra\n}\n', 2, /unknown property for round_robin/);
-    fails('. {\n loadbalance weighted\n}\n', 2, /missing weight file/);
-    fails('. {\n loadbalance weighted a b\n}\n', 2, /unexpected argument 'b'/);
-    fails('. {\n loadbalance {\n   reload 5s\n }\n}\n', 3, /unknown property 'reload'/);
-    fails('. {\n loadbalance {\n prefer 10.0.0.0\n }\n}\n', 3, /invalid CIDR '10.0.0.0'/);
-    fails('. {\n loadbalance weighted w {\n reload later\n }\n}\n', 3, /reload must be a duration/);
+    expectSetupError('. {\n loadbalance random\n}\n', 2, /unknown policy: 'random'/);
+    expectSetupError('. {\n loadbalance round_robin extra\n}\n', 2, /unknown property for round_robin/);
+    expectSetupError('. {\n loadbalance weighted\n}\n', 2, /missing weight file/);
+    expectSetupError('. {\n loadbalance weighted a b\n}\n', 2, /unexpected argument 'b'/);
+    expectSetupError('. {\n loadbalance {\n   reload 5s\n }\n}\n', 3, /unknown property 'reload'/);
+    expectSetupError('. {\n loadbalance {\n prefer 10.0.0.0\n }\n}\n', 3, /invalid CIDR '10.0.0.0'/);
+    expectSetupError('. {\n loadbalance weighted w {\n reload later\n }\n}\n', 3, /reload must be a duration/);
   });
 });
