@@ -6,9 +6,10 @@ import { followsPreferredSyntax, normalizeKey } from './corefile/address.ts';
 import { parseCorefile } from './corefile/parser.ts';
 import { CorefileError, type Directive, type ServerBlockSource, type ZoneAddress } from './corefile/types.ts';
 import { buildChain } from './chain.ts';
-import { pluginLogger, writeLog } from './log.ts';
+import { createLogger, processLog, writeLog, type LogSink } from './log.ts';
+import type { MemoryCluster } from '../plugins/kubernetes/memory-source.ts';
 import type { BlockContext, Handler, Next, PluginInstance, ServerSettings } from './plugin.ts';
-import { ANY_CLASS_PLUGINS, PLUGIN_ORDER, isDirective, pluginDefinition } from './registry.ts';
+import { ANY_CLASS_PLUGINS, builtinPlugins, type PluginRegistry } from './registry.ts';
 
 export interface BlockPlan {
   context: BlockContext;
@@ -42,11 +43,19 @@ export interface PlanOptions {
   /** Port for keys without one: 53, or -dns.port (CF-11). */
   dnsPort: number;
   env?: Record<string, string | undefined>;
+  /** Where setup warnings and the plugins' log lines go; default the process-wide sink. */
+  log?: LogSink;
+  /** The plugins a Corefile may name and their order; default the built-in ones. */
+  plugins?: PluginRegistry;
+  /** In-memory clusters by name, for the kubernetes plugin's `memory NAME` (embedding API). */
+  memoryClusters?: ReadonlyMap<string, MemoryCluster>;
 }
 
 /** Parses the Corefile, imports expanded; syntax errors only, no plugin setup. */
 export function parseConfig(text: string, file: string, options: PlanOptions): ServerBlockSource[] {
-  return parseCorefile(text, file, { env: options.env, isDirective });
+  const log = options.log ?? processLog;
+  const plugins = options.plugins ?? builtinPlugins;
+  return parseCorefile(text, file, { env: options.env, isDirective: (name) => plugins.isDirective(name), warn: (message) => writeLog('WARNING', message, log) });
 }
 
 export function planFromCorefile(text: string, file: string, options: PlanOptions): ServerPlan {
@@ -63,19 +72,21 @@ export function configHash(sources: ServerBlockSource[]): string {
 /** Sets up every plugin of every block; throws CorefileError for setup errors. */
 export function planFromSources(sources: ServerBlockSource[], file: string, options: PlanOptions): ServerPlan {
   const settings: ServerSettings = { reload: null, lameduckMs: 0 };
+  const log = options.log ?? processLog;
   const blocks = sources.map((source) => ({
     source,
     addresses: source.keys.filter((key) => key.text !== '').flatMap((key) => normalizeKey(key, options.dnsPort)),
   }));
   for (const zone of new Set(blocks.flatMap((block) => block.addresses.map((address) => address.zone)))) {
     // CF-11: only a warning, as in CoreDNS.
-    if (!followsPreferredSyntax(zone)) writeLog('WARNING', `Domain "${zone}" does not follow RFC1035 preferred syntax`);
+    if (!followsPreferredSyntax(zone)) writeLog('WARNING', `Domain "${zone}" does not follow RFC1035 preferred syntax`, log);
   }
-  const plans = blocks.map(({ source, addresses }) => planBlock(source.directives, addresses, file, settings));
+  const plans = blocks.map(({ source, addresses }) => planBlock(source.directives, addresses, file, settings, log, options));
   return { blocks: plans, listeners: planListeners(plans), settings, hash: configHash(sources) };
 }
 
-function planBlock(directives: Directive[], addresses: ZoneAddress[], corefile: string, settings: ServerSettings): BlockPlan {
+function planBlock(directives: Directive[], addresses: ZoneAddress[], corefile: string, settings: ServerSettings, log: LogSink, options: PlanOptions): BlockPlan {
+  const registry = options.plugins ?? builtinPlugins;
   const plugins: BlockPlan['plugins'] = [];
   const context: BlockContext = {
     zones: [...new Set(addresses.map((address) => address.zone))],
@@ -85,22 +96,24 @@ function planBlock(directives: Directive[], addresses: ZoneAddress[], corefile: 
     authorities: [],
     plugins,
     settings,
+    log,
+    memoryClusters: options.memoryClusters ?? new Map(),
   };
   const byName = new Map<string, Directive[]>();
   for (const directive of directives) {
     const name = directive.name.text;
-    if (!pluginDefinition(name)) {
+    if (!registry.definition(name)) {
       throw new CorefileError(directive.name, `Directive '${name}' is a CoreDNS plugin that clusterdns does not support`);
     }
     byName.set(name, [...(byName.get(name) ?? []), directive]);
   }
   const handlers: Handler[] = [];
-  for (const name of PLUGIN_ORDER) {
+  for (const name of registry.order) {
     const occurrences = byName.get(name);
     if (!occurrences) continue;
-    const definition = pluginDefinition(name)!;
+    const definition = registry.definition(name)!;
     const config = definition.parse(occurrences, context);
-    const instance = definition.create(config, context, pluginLogger(name));
+    const instance = definition.create(config, context, createLogger(name, log));
     plugins.push({ name, instance });
     if (instance.serve) handlers.push(instance.serve);
   }

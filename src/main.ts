@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { parseArgs, UsageError, USAGE, type CliOptions } from './cli.ts';
 import { writeLog } from './log.ts';
-import { implementedPlugins } from './registry.ts';
+import { builtinPlugins } from './registry.ts';
 import { Supervisor, type CorefileInput } from './supervisor.ts';
 import { VERSION } from './version.ts';
 import { isPrimaryOf, isWorker, runPrimary, workerCount } from './workers.ts';
@@ -66,7 +66,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (options.plugins) {
-    const names = implementedPlugins().map((name) => `  dns.${name}`).sort();
+    const names = builtinPlugins.implemented().map((name) => `  dns.${name}`).sort();
     process.stdout.write(`Server types:\n  dns\n\nCaddyfile loaders:\n  flag\n  default\n\nOther plugins:\n${names.join('\n')}\n`);
     return 0;
   }

@@ -5,7 +5,8 @@
 // builds the instance once per server block, and only `serve` runs per query.
 
 import type { Directive, ZoneAddress } from './corefile/types.ts';
-import type { Logger } from './log.ts';
+import type { Logger, LogSink } from './log.ts';
+import type { MemoryCluster } from '../plugins/kubernetes/memory-source.ts';
 import type { Query } from './wire/query.ts';
 import type { Reply } from './wire/message.ts';
 
@@ -92,6 +93,10 @@ export interface BlockContext {
   readonly plugins: { name: string; instance: PluginInstance }[];
   /** Process-wide settings some setup-only plugins make; shared by all blocks. */
   readonly settings: ServerSettings;
+  /** Where this server's log lines go (parse-time warnings use it; create gets a Logger on it). */
+  readonly log: LogSink;
+  /** In-memory clusters an embedding program gave, by name (the kubernetes plugin's `memory NAME`). */
+  readonly memoryClusters: ReadonlyMap<string, MemoryCluster>;
 }
 
 export interface ServerSettings {

@@ -33,19 +33,53 @@ const implemented: readonly PluginDefinition<any>[] = [
   bind, cache, errors, forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, whoami,
 ];
 
-const byName = new Map(implemented.map((definition) => [definition.name, definition]));
+/** Where an embedding program puts its own plugin in the chain: next to a plugin of the order. */
+export type PluginPlacement = { before: string } | { after: string };
+
+/**
+ * The directives a Corefile may use, their chain order and their
+ * definitions. The command uses the built-in one; an embedding program
+ * derives its own with `withPlugin`, so servers in one process can have
+ * different plugins.
+ */
+export class PluginRegistry {
+  readonly order: readonly string[];
+  private readonly byName: ReadonlyMap<string, PluginDefinition<any>>;
+
+  constructor(order: readonly string[], definitions: readonly PluginDefinition<any>[]) {
+    this.order = order;
+    this.byName = new Map(definitions.map((definition) => [definition.name, definition]));
+  }
+
+  isDirective(name: string): boolean {
+    return this.order.includes(name);
+  }
+
+  definition(name: string): PluginDefinition<any> | undefined {
+    return this.byName.get(name);
+  }
+
+  /** The implemented plugins, in chain order (for -plugins). */
+  implemented(): string[] {
+    return this.order.filter((name) => this.byName.has(name));
+  }
+
+  /** A registry with one more plugin, placed before or after a plugin already in the order. */
+  withPlugin(definition: PluginDefinition<any>, placement: PluginPlacement): PluginRegistry {
+    if (this.byName.has(definition.name)) throw new Error(`plugin '${definition.name}' is already registered`);
+    const anchor = 'before' in placement ? placement.before : placement.after;
+    const at = this.order.indexOf(anchor);
+    if (at < 0) throw new Error(`cannot place plugin '${definition.name}' next to '${anchor}': no such plugin in the chain order`);
+    const order = [...this.order.filter((name) => name !== definition.name)];
+    order.splice(order.indexOf(anchor) + ('before' in placement ? 0 : 1), 0, definition.name);
+    return new PluginRegistry(order, [...this.byName.values(), definition]);
+  }
+}
+
+export const builtinPlugins = new PluginRegistry(PLUGIN_ORDER, implemented);
 
 export function isDirective(name: string): boolean {
-  return PLUGIN_ORDER.includes(name);
-}
-
-export function pluginDefinition(name: string): PluginDefinition<any> | undefined {
-  return byName.get(name);
-}
-
-/** The implemented plugins, in chain order (for -plugins). */
-export function implementedPlugins(): string[] {
-  return PLUGIN_ORDER.filter((name) => byName.has(name));
+  return builtinPlugins.isDirective(name);
 }
 
 /** Plugins that take queries of any class, so the server lets CH and ANY through to them (WIRE-6). */

@@ -9,7 +9,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import type { BlockPlan, ListenerPlan, ServerPlan } from './config.ts';
 import { observeQuery } from './dns-metrics.ts';
-import { serverLog } from './log.ts';
+import { createLogger, type Logger } from './log.ts';
 import type { Next, Request, Transport } from './plugin.ts';
 import { Class, Rcode, SERVER_UDP_SIZE, TCP_MAX_SIZE, Type, UDP_MIN_SIZE } from './wire/constants.ts';
 import { emptyReply, encodeRejection, encodeReply, ServerReply, type Reply } from './wire/message.ts';
@@ -31,6 +31,8 @@ export interface ServerOptions {
   tcpMaxPendingPerConnection?: number;
   /** Called when a plugin throws (CoreDNS counts coredns_panics_total). */
   onPanic?: (error: unknown) => void;
+  /** The server's own log lines (socket errors, panics); default the process-wide sink. */
+  log?: Logger;
 }
 
 const defaults = {
@@ -79,7 +81,8 @@ function listenerKey(listener: ListenerPlan): string {
 }
 
 export class DnsServer {
-  private readonly options: Required<Omit<ServerOptions, 'onPanic'>> & Pick<ServerOptions, 'onPanic'>;
+  private readonly options: Required<Omit<ServerOptions, 'onPanic' | 'log'>> & Pick<ServerOptions, 'onPanic'>;
+  private readonly log: Logger;
   private readonly runtimes = new Map<string, ListenerRuntime>();
   private readonly tcpConnections = new Set<net.Socket>();
   private inFlight = 0;
@@ -87,6 +90,7 @@ export class DnsServer {
 
   constructor(options: ServerOptions = {}) {
     this.options = { ...defaults, ...options };
+    this.log = options.log ?? createLogger('');
   }
 
   /**
@@ -145,6 +149,19 @@ export class DnsServer {
     for (const connection of this.tcpConnections) connection.destroy();
   }
 
+  /**
+   * Answers one message as the listener at `index` would, without a socket
+   * (the embedding API's resolve()): same zone choice, chain, size limits and
+   * in-flight accounting. Null when the server stays silent (WIRE-1).
+   */
+  exchange(packet: Buffer, peer: { transport: Transport; remoteAddress: string; remotePort: number }, index = 0): Promise<Buffer | null> {
+    const runtime = [...this.runtimes.values()][index];
+    if (runtime === undefined || !runtime.accepting) return Promise.reject(new Error('the server is not serving'));
+    const result = this.answer(runtime, packet, { ...peer, localAddress: runtime.bound.address, localPort: runtime.bound.port });
+    if (!(result instanceof Promise)) return Promise.resolve(result);
+    return new Promise((resolve) => this.deliver(result, resolve));
+  }
+
   private drained(graceMs: number): Promise<void> {
     if (this.inFlight === 0) return Promise.resolve();
     return new Promise<void>((resolve) => {
@@ -198,8 +215,8 @@ export class DnsServer {
         udp.send(result, remote.port, remote.address);
       }
     });
-    udp.on('error', (error) => serverLog.error(`udp ${listener.label}: ${error.message}`));
-    tcp.on('error', (error) => serverLog.error(`tcp ${listener.label}: ${error.message}`));
+    udp.on('error', (error) => this.log.error(`udp ${listener.label}: ${error.message}`));
+    tcp.on('error', (error) => this.log.error(`tcp ${listener.label}: ${error.message}`));
     return runtime;
   }
 
@@ -346,7 +363,7 @@ export class DnsServer {
 
   /** WIRE-5: an exception in the chain is SERVFAIL, logged and counted. */
   private panicked(error: unknown, query: Query, sizeLimit: number): Buffer {
-    serverLog.error(`Recovered from panic in server: "${query.qname}" ${error instanceof Error ? error.message : String(error)}`);
+    this.log.error(`Recovered from panic in server: "${query.qname}" ${error instanceof Error ? error.message : String(error)}`);
     this.options.onPanic?.(error);
     return encodeReply(query, ServerReply.SERVFAIL, sizeLimit);
   }

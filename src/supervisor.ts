@@ -3,9 +3,9 @@
 // started while the old one serves; listeners it keeps are handed over, so no
 // query is dropped; a bad Corefile leaves the old one serving.
 
-import { configHash, parseConfig, planFromSources, type ServerPlan } from './config.ts';
+import { configHash, parseConfig, planFromSources, type PlanOptions, type ServerPlan } from './config.ts';
 import { CorefileError } from './corefile/types.ts';
-import { pluginLogger } from './log.ts';
+import { createLogger, processLog, type Logger } from './log.ts';
 import { shutdownPlugins, startPlugins, stopPlugins } from './lifecycle.ts';
 import { panicsTotal, reloadFailed, reloadVersionInfo } from './metrics.ts';
 import { DnsServer, type BoundListener, type ServerOptions } from './server.ts';
@@ -16,16 +16,13 @@ export interface CorefileInput {
   file: string;
 }
 
-export interface SupervisorOptions {
+export interface SupervisorOptions extends PlanOptions {
   /** Reads the Corefile (again, at each reload: RELOAD-2, following symlinks RELOAD-6). */
   load: () => CorefileInput;
-  dnsPort: number;
   server?: ServerOptions;
 }
 
 export type ReloadOutcome = 'reloaded' | 'unchanged' | 'failed';
-
-const reloadLog = pluginLogger('reload');
 
 export class Supervisor {
   private readonly options: SupervisorOptions;
@@ -33,14 +30,18 @@ export class Supervisor {
   private plan: ServerPlan | null = null;
   /** A Corefile that failed setup is not retried until it changes (RELOAD-4). */
   private failedHash: string | null = null;
+  /** Why the last reload failed, until one succeeds (the embedding API rejects with it). */
+  private failure: Error | null = null;
   private timer: NodeJS.Timeout | null = null;
   /** Reloads and shutdown run one at a time. */
   private queue: Promise<unknown> = Promise.resolve();
   private stopped = false;
+  private readonly reloadLog: Logger;
 
   constructor(options: SupervisorOptions) {
     this.options = options;
-    this.server = new DnsServer({ onPanic: () => panicsTotal.inc(), ...options.server });
+    this.reloadLog = createLogger('reload', options.log ?? processLog);
+    this.server = new DnsServer({ onPanic: () => panicsTotal.inc(), log: createLogger('', options.log ?? processLog), ...options.server });
   }
 
   /** Loads, sets up and serves the Corefile; throws what went wrong. */
@@ -64,6 +65,11 @@ export class Supervisor {
 
   listeners(): BoundListener[] {
     return this.server.listeners();
+  }
+
+  /** One message answered without a socket (DnsServer.exchange). */
+  exchange(...args: Parameters<DnsServer['exchange']>): ReturnType<DnsServer['exchange']> {
+    return this.server.exchange(...args);
   }
 
   reload(): Promise<ReloadOutcome> {
@@ -97,11 +103,14 @@ export class Supervisor {
       sources = parseConfig(input.text, input.file, this.options);
     } catch (error) {
       // RELOAD-4: unreadable or unparsable: a warning, the old config stays, not counted.
-      reloadLog.warning(`Corefile changed but could not be parsed, keeping the running configuration: ${messageOf(error)}`);
+      this.failure = asError(error);
+      this.reloadLog.warning(`Corefile changed but could not be parsed, keeping the running configuration: ${messageOf(error)}`);
       return 'failed';
     }
     const hash = configHash(sources);
-    if (hash === this.plan.hash || hash === this.failedHash) return 'unchanged';
+    if (hash === this.plan.hash) return 'unchanged';
+    // RELOAD-4: the Corefile that failed is not set up again until it changes.
+    if (hash === this.failedHash) return 'failed';
     let plan: ServerPlan;
     try {
       plan = planFromSources(sources, input.file, this.options);
@@ -125,19 +134,26 @@ export class Supervisor {
     return 'reloaded';
   }
 
+  /** Why the last reload failed; null once a reload succeeded. */
+  lastReloadError(): Error | null {
+    return this.failure;
+  }
+
   private failed(hash: string, error: unknown): ReloadOutcome {
     this.failedHash = hash;
+    this.failure = asError(error);
     reloadFailed.inc();
-    reloadLog.error(`Corefile changed but reload failed: ${messageOf(error)}`);
+    this.reloadLog.error(`Corefile changed but reload failed: ${messageOf(error)}`);
     return 'failed';
   }
 
   private adopt(plan: ServerPlan): void {
     this.plan = plan;
     this.failedHash = null;
+    this.failure = null;
     reloadVersionInfo.reset();
     reloadVersionInfo.labels('sha512', plan.hash).set(1);
-    if (plan.settings.reload) reloadLog.info(`Running configuration SHA512 = ${plan.hash}`);
+    if (plan.settings.reload) this.reloadLog.info(`Running configuration SHA512 = ${plan.hash}`);
     this.schedule();
   }
 
@@ -155,6 +171,10 @@ export class Supervisor {
       });
     }, delay);
   }
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
 }
 
 function messageOf(error: unknown): string {

@@ -6,6 +6,7 @@ import dnsPacket from 'dns-packet';
 import { buildChain } from '../src/chain.ts';
 import { planFromCorefile, type BlockPlan } from '../src/config.ts';
 import { parseCorefile } from '../src/corefile/parser.ts';
+import { createLogger, quietLog } from '../src/log.ts';
 import { registry } from '../src/metrics.ts';
 import type { Authority, Handler, Next, Request } from '../src/plugin.ts';
 import { Class, Flag, Rcode, Type } from '../src/wire/constants.ts';
@@ -339,7 +340,7 @@ describe('the hit path', () => {
     return { query, transport: 'udp', remoteAddress: '127.0.0.1', remotePort: 1, family: 1, localAddress: '127.0.0.1', localPort: 53, zone: '.', server: 'dns://:53', reenter: noop };
   }
   const block = { zones: ['.'], addresses: [], bindAddresses: [], corefile: 'Corefile', authorities: [], plugins: [], settings: {} } as never;
-  const log = { info() {}, warning() {}, error() {}, debug() {} };
+  const log = createLogger('cache', quietLog);
 
   it('CACHE-8: a hit shares the entry\'s records and encoded body, its TTL counts down on the wire', () => {
     const config = parseCache(cacheDirectives('cache 30'), ['.']);

@@ -7,6 +7,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { buildChain } from '../src/chain.ts';
 import { planFromCorefile } from '../src/config.ts';
 import { CorefileError } from '../src/corefile/types.ts';
+import { createLogger, quietLog } from '../src/log.ts';
 import type { Handler, Next } from '../src/plugin.ts';
 import { Class, Flag, Rcode, Type } from '../src/wire/constants.ts';
 import { encodeReply, type Reply, type ResourceRecord } from '../src/wire/message.ts';
@@ -72,7 +73,7 @@ const ordered = (records: ResourceRecord[], order: number[] | null) => (order ==
 const answers = (message: DecodedReply) => (message.answers ?? []).map((record) => `${record.type} ${String((record as { data: unknown }).data)}`);
 
 function balancer(config: Partial<LoadbalanceConfig> = {}, random = Math.random): LoadBalancer {
-  const log = { info() {}, warning() {}, error() {}, debug() {} };
+  const log = createLogger('loadbalance', quietLog);
   return new LoadBalancer({ policy: 'round_robin', weightFile: null, weightToken: null, reloadMs: 0, prefer: [], ...config }, log, random);
 }
 

@@ -2,7 +2,7 @@
 
 import { expectArgs, onlyOnce, parseDuration, setupError, unknownProperty } from '../../src/corefile/setup.ts';
 import type { Token } from '../../src/corefile/types.ts';
-import { writeLog, type LogLevel } from '../../src/log.ts';
+import type { Logger, LogLevel } from '../../src/log.ts';
 import { definePlugin, type Request } from '../../src/plugin.ts';
 import { typeName } from '../../src/wire/constants.ts';
 import type { Reply } from '../../src/wire/message.ts';
@@ -66,15 +66,17 @@ class Consolidator {
   private count = 0;
   private timer: NodeJS.Timeout | null = null;
   readonly rule: Consolidation;
-  constructor(rule: Consolidation) {
+  private readonly log: Logger;
+  constructor(rule: Consolidation, log: Logger) {
     this.rule = rule;
+    this.log = log;
   }
 
   /** True when the rule took the error (it is not logged on its own). */
   offer(line: string): boolean {
     if (!this.rule.pattern.test(line)) return false;
     if (this.count++ === 0) {
-      if (this.rule.showFirst) writeLog(this.rule.level, line);
+      if (this.rule.showFirst) this.log.write(this.rule.level, line);
       this.timer = setTimeout(() => this.flush(), this.rule.periodMs);
       this.timer.unref();
     }
@@ -87,7 +89,7 @@ class Consolidator {
     const count = this.count;
     this.count = 0;
     if (count === 0 || (this.rule.showFirst && count === 1)) return;
-    writeLog(this.rule.level, `plugin/errors: ${count} errors like '${this.rule.source}' occurred in last ${this.rule.periodText}`);
+    this.log.write(this.rule.level, `plugin/errors: ${count} errors like '${this.rule.source}' occurred in last ${this.rule.periodText}`);
   }
 }
 
@@ -95,7 +97,7 @@ export default definePlugin<ErrorsConfig>({
   name: 'errors',
   parse: (directives) => parseErrors(onlyOnce(directives)),
   create(config, _block, log) {
-    const consolidators = config.consolidate.map((rule) => new Consolidator(rule));
+    const consolidators = config.consolidate.map((rule) => new Consolidator(rule, log));
     const report = (request: Request, reply: Reply): Reply => {
       if (reply.error) {
         const { qname, qtype } = request.query;

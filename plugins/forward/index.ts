@@ -6,7 +6,7 @@
 // following line, and the last line to the rest of the chain (FWD-3).
 
 import path from 'node:path';
-import { pluginLogger } from '../../src/log.ts';
+import { createLogger } from '../../src/log.ts';
 import { definePlugin, type Next, type PluginInstance, type Request } from '../../src/plugin.ts';
 import type { Reply } from '../../src/wire/message.ts';
 import { Forward } from './forward.ts';
@@ -24,7 +24,7 @@ export interface ForwardInstance {
 export default definePlugin<ForwardConfig[]>({
   name: 'forward',
   parse: (directives, block) =>
-    parseForwardDirectives(directives, { baseDir: path.dirname(block.corefile), log: pluginLogger('forward') }),
+    parseForwardDirectives(directives, { baseDir: path.dirname(block.corefile), log: createLogger('forward', block.log) }),
   create(configs) {
     const forwards = configs.map((config) => new Forward(config));
     const last = forwards.length - 1;

@@ -39,6 +39,7 @@ export interface InstanceOptions {
 
 /** The source the config selects, loaded on demand so setup never pulls in the API client. */
 export const defaultSourceFactory: SourceFactory = async (config, log) => {
+  if (config.source.kind === 'memory') return config.source.cluster.source(config.sourceOptions, log);
   if (config.source.kind === 'manifests') {
     const { createManifestsSource } = await import('./manifests-source.ts');
     return createManifestsSource(config.source.paths, config.sourceOptions, log);

@@ -120,7 +120,8 @@ export interface ManifestCluster {
 
 type Json = Record<string, unknown>;
 
-interface Manifest {
+/** One Kubernetes object as given, with where it came from for messages. */
+export interface Manifest {
   obj: Json;
   kind: string;
   /** `<file>: document <n>` (and `: items[<i>]` inside a List). */
@@ -164,7 +165,7 @@ type YamlModule = typeof import('yaml');
 /** `yaml` is loaded on first use (about 10 MB of RSS a server without manifests need not pay). */
 let yamlModule: Promise<YamlModule> | null = null;
 
-function parseFile(yaml: YamlModule, file: string, text: string, out: Manifest[]): void {
+export function parseFile(yaml: YamlModule, file: string, text: string, out: Manifest[]): void {
   const values: { value: unknown; where: string }[] = [];
   if (/\.json$/i.test(file)) {
     try {
@@ -193,7 +194,7 @@ function parseFile(yaml: YamlModule, file: string, text: string, out: Manifest[]
   }
 }
 
-function addObject(value: unknown, where: string, out: Manifest[]): void {
+export function addObject(value: unknown, where: string, out: Manifest[]): void {
   if (!isObject(value)) throw new ManifestError(`${where}: expected a Kubernetes object (a mapping with kind and metadata)`);
   const kind = value.kind;
   if (typeof kind !== 'string' || kind === '') throw new ManifestError(`${where}: missing kind`);
@@ -564,9 +565,6 @@ const NAMESPACED_KINDS = new Set(['Service', 'Pod', 'StatefulSet', 'EndpointSlic
 export async function loadManifests(paths: string[], options: SourceOptions): Promise<ManifestCluster> {
   yamlModule ??= import('yaml');
   const yaml = await yamlModule;
-  const labelSelector = options.labelSelector ? parseLabelSelector(options.labelSelector) : null;
-  const namespaceSelector = options.namespaceLabelSelector ? parseLabelSelector(options.namespaceLabelSelector) : null;
-  const matches = (selector: LabelSelector | null, labels: Record<string, string>) => !selector || matchesSelector(selector, labels);
 
   const files = manifestFiles(paths);
   const hash = crypto.createHash('sha256');
@@ -581,6 +579,14 @@ export async function loadManifests(paths: string[], options: SourceOptions): Pr
     hash.update(file).update('\0').update(text).update('\0');
     parseFile(yaml, file, text, manifests);
   }
+  return { ...buildCluster(manifests, options), files, fingerprint: hash.digest('hex') };
+}
+
+/** What a set of objects describes, with what the cluster's controllers would add (see the top of this file). */
+export function buildCluster(manifests: readonly Manifest[], options: SourceOptions): Omit<ManifestCluster, 'files' | 'fingerprint'> {
+  const labelSelector = options.labelSelector ? parseLabelSelector(options.labelSelector) : null;
+  const namespaceSelector = options.namespaceLabelSelector ? parseLabelSelector(options.namespaceLabelSelector) : null;
+  const matches = (selector: LabelSelector | null, labels: Record<string, string>) => !selector || matchesSelector(selector, labels);
 
   // Group by kind; refuse duplicates (two definitions of one object are a mistake to point out).
   const seen = new Map<string, string>();
@@ -706,14 +712,38 @@ export async function loadManifests(paths: string[], options: SourceOptions): Pr
     slices: slices.sort(byKey),
     namespaces,
     pods: podRecords,
-    files,
     ignoredKinds,
-    fingerprint: hash.digest('hex'),
   };
 }
 
 // ---------------------------------------------------------------------------
 // The source
+
+/**
+ * Gives the store each kind whose records changed since the last call with
+ * the same `applied` memo (JSON of the records per kind); returns those kinds.
+ * An unchanged kind is not replaced, so answers memoised for it stay.
+ */
+export function replaceChangedKinds(
+  store: ClusterStore,
+  cluster: Omit<ManifestCluster, 'files' | 'fingerprint'>,
+  options: SourceOptions,
+  applied: Map<string, string>,
+): string[] {
+  const changed: string[] = [];
+  const put = (kind: string, records: unknown[], replace: () => void) => {
+    const json = JSON.stringify(records);
+    if (applied.get(kind) === json) return;
+    applied.set(kind, json);
+    replace();
+    changed.push(kind);
+  };
+  put('Namespace', cluster.namespaces, () => store.replaceAll('Namespace', cluster.namespaces));
+  put('Service', cluster.services, () => store.replaceAll('Service', cluster.services));
+  if (options.watchEndpoints) put('EndpointSlice', cluster.slices, () => store.replaceAll('EndpointSlice', cluster.slices));
+  if (options.watchPods) put('Pod', cluster.pods, () => store.replaceAll('Pod', cluster.pods));
+  return changed;
+}
 
 function summary(c: ManifestCluster): string {
   return `${c.services.length} services, ${c.slices.length} endpoint slices, ${c.namespaces.length} namespaces, ${c.pods.length} pods from ${c.files.length} files`;
@@ -823,21 +853,8 @@ class ManifestsSource implements ClusterSource {
     if (changed.length > 0 || recovered) this.log.info(`reloaded ${summary(cluster)}${changed.length ? ` (changed: ${changed.join(', ')})` : ''}`);
   }
 
-  /** Gives the store each kind whose records changed; returns those kinds. */
   private apply(cluster: ManifestCluster): string[] {
-    const store = this.store!;
-    const changed: string[] = [];
-    const put = (kind: string, records: unknown[], replace: () => void) => {
-      const json = JSON.stringify(records);
-      if (this.applied.get(kind) === json) return;
-      this.applied.set(kind, json);
-      replace();
-      changed.push(kind);
-    };
-    put('Namespace', cluster.namespaces, () => store.replaceAll('Namespace', cluster.namespaces));
-    put('Service', cluster.services, () => store.replaceAll('Service', cluster.services));
-    if (this.options.watchEndpoints) put('EndpointSlice', cluster.slices, () => store.replaceAll('EndpointSlice', cluster.slices));
-    if (this.options.watchPods) put('Pod', cluster.pods, () => store.replaceAll('Pod', cluster.pods));
+    const changed = replaceChangedKinds(this.store!, cluster, this.options, this.applied);
     this.current = cluster;
     this.loadedAt = new Date().toISOString();
     return changed;

@@ -9,6 +9,7 @@ import { normalizeKey } from '../../src/corefile/address.ts';
 import { onlyOnce, parseDuration, setupError, unknownProperty } from '../../src/corefile/setup.ts';
 import type { Directive, Token } from '../../src/corefile/types.ts';
 import type { BlockContext } from '../../src/plugin.ts';
+import type { MemoryCluster } from './memory-source.ts';
 import type { ApiConnection, SourceOptions } from './model.ts';
 import { isReverseZone } from './reverse.ts';
 import { parseLabelSelector, SelectorError } from './selector.ts';
@@ -17,7 +18,8 @@ export type PodMode = 'disabled' | 'insecure' | 'verified';
 
 export type SourceChoice =
   | { kind: 'api'; connection: ApiConnection; /** `endpoint` URLs after the first, ignored with a warning (KP-5). */ ignoredEndpoints: string[] }
-  | { kind: 'manifests'; /** Absolute paths. */ paths: string[] };
+  | { kind: 'manifests'; /** Absolute paths. */ paths: string[] }
+  | { kind: 'memory'; /** The objects an embedding program gives (`memory NAME`). */ cluster: MemoryCluster };
 
 export interface KubernetesConfig {
   /** Canonical zones, CIDRs expanded, in the order given (KP-1). */
@@ -110,6 +112,7 @@ export function parseKubernetes(directives: Directive[], block: BlockContext): K
   let manifests: string[] | null = null;
   let apiOption: Token | null = null;
   let manifestsOption: Token | null = null;
+  let memory: MemoryCluster | null = null;
   let namespaces: Set<string> | null = null;
   let namespacesOption: Token | null = null;
   let labelSelector: string | null = null;
@@ -150,6 +153,19 @@ export function parseKubernetes(directives: Directive[], block: BlockContext): K
         noBlock(option);
         const base = path.dirname(path.resolve(block.corefile));
         manifests = args(option, 1, Infinity, 'manifests PATH...').map((token) => path.resolve(base, token.text));
+        manifestsOption = option.name;
+        break;
+      }
+      case 'memory': {
+        noBlock(option);
+        const [nameToken] = args(option, 0, 1, 'memory [NAME]');
+        const clusterName = nameToken?.text ?? 'default';
+        const given = block.memoryClusters.get(clusterName);
+        if (!given) {
+          const known = [...block.memoryClusters.keys()];
+          fail(nameToken ?? option.name, `no in-memory cluster named '${clusterName}': 'memory' serves objects a program embedding clusterdns passes to startServer (clusters: ${known.length ? known.map((k) => `'${k}'`).join(', ') : 'none given'})`);
+        }
+        memory = given;
         manifestsOption = option.name;
         break;
       }
@@ -246,10 +262,13 @@ export function parseKubernetes(directives: Directive[], block: BlockContext): K
   }
   if (manifestsOption && apiOption) {
     const later = manifestsOption.line > apiOption.line ? manifestsOption : apiOption;
-    fail(later, `'manifests' reads objects from files and cannot be combined with '${apiOption.text}' (an API server connection); use one or the other`);
+    fail(later, `'${manifestsOption.text}' ${manifestsOption.text === 'memory' ? 'serves objects the program gives' : 'reads objects from files'} and cannot be combined with '${apiOption.text}' (an API server connection); use one or the other`);
   }
+  if (memory && manifests) fail(manifestsOption!, "'manifests' and 'memory' are two sources of objects; use one or the other");
 
-  const source: SourceChoice = manifests
+  const source: SourceChoice = memory
+    ? { kind: 'memory', cluster: memory }
+    : manifests
     ? { kind: 'manifests', paths: manifests }
     : {
         kind: 'api',

@@ -4,7 +4,6 @@
 
 import { setupError, unknownProperty } from '../../src/corefile/setup.ts';
 import type { Directive } from '../../src/corefile/types.ts';
-import { writeLog } from '../../src/log.ts';
 import { definePlugin, whenReplied, type Request } from '../../src/plugin.ts';
 import { className, Flag, opcodeName, rcodeName, TCP_MAX_SIZE, typeName, UDP_MIN_SIZE } from '../../src/wire/constants.ts';
 import { classify, typify, type ResponseClass } from '../../src/wire/classify.ts';
@@ -112,7 +111,7 @@ export function parseLogRule(directive: Directive): LogRule {
 export default definePlugin<LogRule[]>({
   name: 'log',
   parse: (directives) => directives.map(parseLogRule),
-  create(rules) {
+  create(rules, _block, log) {
     const compiled = rules.map((rule) => ({ ...rule, render: compileFormat(rule.format) }));
     return {
       serve(request, next) {
@@ -123,7 +122,7 @@ export default definePlugin<LogRule[]>({
         const started = performance.now();
         return whenReplied(next(request), (reply) => {
           if (rule.classes.size === 0 || rule.classes.has(classify(typify(reply)))) {
-            writeLog('INFO', rule.render(request, reply, (performance.now() - started) / 1000));
+            log.write('INFO', rule.render(request, reply, (performance.now() - started) / 1000));
           }
           return reply;
         });

@@ -11,7 +11,6 @@ import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { expectArgs, expectNoBlock, onlyOnce } from '../../src/corefile/setup.ts';
-import { writeLog } from '../../src/log.ts';
 import { definePlugin, type BlockContext, type ListeningAddress } from '../../src/plugin.ts';
 import { Class, Flag, HEADER_LENGTH, Rcode, Type } from '../../src/wire/constants.ts';
 import { emptyReply } from '../../src/wire/message.ts';
@@ -143,7 +142,7 @@ export default definePlugin<LoopConfig>({
         if (seen > LIMIT) {
           detected = true;
           const client = hostPort(request.remoteAddress, request.remotePort);
-          writeLog('FATAL', `plugin/loop: Loop (${client} -> ${serverAddress}) detected for zone "${zone}", see ${TROUBLESHOOTING}. Query: "HINFO ${qname}"`);
+          log.write('FATAL', `plugin/loop: Loop (${client} -> ${serverAddress}) detected for zone "${zone}", see ${TROUBLESHOOTING}. Query: "HINFO ${qname}"`);
           loopHooks.exit(1);
           return emptyReply(Rcode.SERVFAIL);
         }

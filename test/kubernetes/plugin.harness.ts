@@ -6,7 +6,7 @@ import dnsPacket, { type Packet } from 'dns-packet';
 import { normalizeKey } from '../../src/corefile/address.ts';
 import { parseCorefile } from '../../src/corefile/parser.ts';
 import type { Directive } from '../../src/corefile/types.ts';
-import type { Logger } from '../../src/log.ts';
+import { quietLog, type Logger } from '../../src/log.ts';
 import type { BlockContext, Next, Request } from '../../src/plugin.ts';
 import { isDirective } from '../../src/registry.ts';
 import { Rcode } from '../../src/wire/constants.ts';
@@ -32,6 +32,8 @@ export function blockOf(corefile: string, file = COREFILE_PATH): { context: Bloc
     authorities: [],
     plugins: [],
     settings: { reload: null, lameduckMs: 0 },
+    log: quietLog,
+    memoryClusters: new Map(),
   };
   return { context, directives: source.directives.filter((directive) => directive.name.text === 'kubernetes') };
 }
@@ -53,6 +55,7 @@ export function captureLog(): CapturedLog {
     warning: (message) => lines.push(`[WARNING] ${message}`),
     error: (message) => lines.push(`[ERROR] ${message}`),
     debug: (message) => lines.push(`[DEBUG] ${message}`),
+    write: (level, line) => lines.push(`[${level}] ${line}`),
   };
 }
 

@@ -65,6 +65,7 @@ function captureLog(): { log: Logger; lines: string[] } {
       warning: (m) => lines.push(`[WARNING] ${m}`),
       error: (m) => lines.push(`[ERROR] ${m}`),
       debug: (m) => lines.push(`[DEBUG] ${m}`),
+      write: (level, m) => lines.push(`[${level}] ${m}`),
     },
   };
 }
