@@ -1,13 +1,20 @@
 #!/usr/bin/env node
-// Entry point of the `clusterdns` command. The sources are TypeScript run by
-// Node's built-in type stripping, which needs Node.js 24 or newer.
-const [major] = process.versions.node.split('.').map(Number);
-if (major < 24) {
+// Entry point of the `clusterdns` command. In the repository it runs the
+// TypeScript sources, which needs Node's built-in type stripping (Node 24);
+// the published package runs the JavaScript built into dist/ (`npm run build`).
+import { existsSync } from 'node:fs';
+
+const sources = new URL('../src/main.ts', import.meta.url);
+const fromSources = existsSync(sources);
+// The package's floor is @kubernetes/client-node's HTTP client (undici 8): Node 22.19.
+const [needMajor, needMinor] = fromSources ? [24, 0] : [22, 19];
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < needMajor || (major === needMajor && minor < needMinor)) {
   process.stderr.write(
-    `clusterdns needs Node.js 24 or newer; this is ${process.version}.\n` +
-      'Run it through npm (npx clusterdns, npm start) in the project, which uses the pinned Node 24.\n',
+    `clusterdns needs Node.js ${needMajor}.${needMinor} or newer${fromSources ? ' to run from its sources' : ''}; this is ${process.version}.\n` +
+      (fromSources ? 'In the repository, run it through npm (npx clusterdns, npm start), which uses the pinned Node 24.\n' : ''),
   );
   process.exit(1);
 }
-const { main } = await import('../src/main.ts');
+const { main } = await import(fromSources ? sources.href : new URL('../dist/src/main.js', import.meta.url).href);
 process.exit(await main(process.argv.slice(2)));

@@ -9,12 +9,10 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { accessSync, chmodSync, constants, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, dirname, join, relative, resolve } from 'node:path';
+import { delimiter, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { builtinModules } from 'node:module';
 import dnsPacket from 'dns-packet';
 import { afterAll, describe, expect, it } from 'vitest';
-import ts from 'typescript';
 import { parseAllDocuments } from 'yaml';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -369,16 +367,20 @@ describe('deploy/Dockerfile: the image runs like CoreDNS\'s under the stock Depl
     for (const stage of allStages) expect(stage[0]!.args).toMatch(/^\$\{NODE_IMAGE\}( AS \w+)?$/i);
   });
 
-  it('installs production dependencies only, in a build stage, without the `node` devDependency', () => {
+  it('runs the npm package, installed with production dependencies only, without the `node` devDependency\'s install script', () => {
     const build = allStages.slice(0, -1).flat();
-    const npm = build.filter((instruction) => instruction.keyword === 'RUN' && /\bnpm ci\b/.test(instruction.args));
-    expect(npm).toHaveLength(1);
-    expect(npm[0]!.args).toMatch(/--omit=dev\b/);
+    const run = build.filter((instruction) => instruction.keyword === 'RUN').map((instruction) => instruction.args);
+    const npm = run.filter((args) => /\bnpm ci\b/.test(args));
+    // One install to build the package (all dependencies, no install scripts), one for what it runs with.
+    expect(npm).toHaveLength(2);
+    expect(npm[0]).toMatch(/--ignore-scripts\b/);
+    expect(run.findIndex((args) => /\bnpm pack\b/.test(args))).toBeGreaterThan(run.indexOf(npm[0]!));
+    expect(npm[1]).toMatch(/tar -xzf \/tmp\/clusterdns-\*\.tgz[\s\S]*npm ci --omit=dev\b/);
     // The image's node is 24: the `node` package (and every devDependency) stays out.
     const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string>; dependencies: Record<string, string> };
     expect(manifest.devDependencies).toHaveProperty('node');
     expect(manifest.dependencies).not.toHaveProperty('node');
-    expect(all(finalStage, 'COPY').map((instruction) => instruction.args)).toContain('--from=build /clusterdns/node_modules ./node_modules');
+    expect(all(finalStage, 'COPY').map((instruction) => instruction.args)).toContain('--from=build /clusterdns ./');
   });
 
   it('STOCK-7: sets cap_net_bind_service=+ep on the node binary that the entrypoint runs', () => {
@@ -415,18 +417,11 @@ describe('deploy/Dockerfile: the image runs like CoreDNS\'s under the stock Depl
     for (const port of container.ports as Json[]) expect(exposed).toContain(`${port.containerPort}/${port.protocol.toLowerCase()}`);
   });
 
-  it('copies what bin/clusterdns.js needs at run time into the WORKDIR the ENTRYPOINT points at', () => {
-    const copied = all(finalStage, 'COPY').filter((instruction) => !instruction.args.startsWith('--from'))
-      .flatMap((instruction) => {
-        const parts = instruction.args.split(/\s+/).filter((part) => !part.startsWith('--'));
-        return parts.slice(0, -1);
-      });
-    expect(copied.sort()).toEqual(['package-lock.json', 'package.json']);
-    // The sources come from the build stage, stripped to JavaScript there.
-    const fromBuild = all(finalStage, 'COPY').filter((instruction) => instruction.args.startsWith('--from=build'))
-      .map((instruction) => instruction.args.split(/\s+/)[1]);
-    expect(fromBuild.sort()).toEqual(['/clusterdns/bin', '/clusterdns/node_modules', '/clusterdns/plugins', '/clusterdns/src', '/usr/local/bin/node']);
-    expect(all(buildStage, 'RUN').some((instruction) => instruction.args.includes('strip-types.ts bin src plugins'))).toBe(true);
+  it('copies the unpacked package into the WORKDIR the ENTRYPOINT points at, and nothing from the context', () => {
+    expect(all(finalStage, 'COPY').filter((instruction) => !instruction.args.startsWith('--from'))).toEqual([]);
+    const fromBuild = all(finalStage, 'COPY').map((instruction) => instruction.args.split(/\s+/)[1]);
+    expect(fromBuild.sort()).toEqual(['/clusterdns', '/usr/local/bin/node']);
+    expect(last(buildStage, 'WORKDIR')!.args).toBe(workdir);
     expect(entrypoint[1]!.startsWith(`${workdir}/`)).toBe(true);
     expect(existsSync(join(ROOT, relative(workdir, entrypoint[1]!)))).toBe(true);
     // Nothing declares a VOLUME or writes at start: readOnlyRootFilesystem works.
@@ -437,60 +432,10 @@ describe('deploy/Dockerfile: the image runs like CoreDNS\'s under the stock Depl
     const lines = readFileSync(DOCKERIGNORE, 'utf8').split('\n').map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'));
     expect(lines[0]).toBe('*');
     const included = lines.filter((line) => line.startsWith('!')).map((line) => line.slice(1).replace(/\/$/, ''));
-    expect(included.sort()).toEqual(['bin', 'deploy/strip-types.ts', 'package-lock.json', 'package.json', 'plugins', 'src']);
-  });
-});
-
-describe('the image\'s runtime files: everything bin/clusterdns.js imports is copied and installed', () => {
-  const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
-  const builtins = new Set(builtinModules);
-
-  /** Specifiers a module loads at run time: `import type`, `import { type A }` and `export type` are erased. */
-  function runtimeImports(file: string, source: string): string[] {
-    const sourceFile = ts.createSourceFile(file, source, ts.ScriptTarget.Latest, true);
-    const specifiers: string[] = [];
-    const visit = (node: ts.Node): void => {
-      if (ts.isImportDeclaration(node) && ts.isStringLiteral(node.moduleSpecifier)) {
-        const clause = node.importClause;
-        const erased = clause !== undefined && (clause.isTypeOnly || (clause.name === undefined && clause.namedBindings !== undefined
-          && ts.isNamedImports(clause.namedBindings) && clause.namedBindings.elements.length > 0
-          && clause.namedBindings.elements.every((element) => element.isTypeOnly)));
-        if (!erased) specifiers.push(node.moduleSpecifier.text);
-      } else if (ts.isExportDeclaration(node) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)) {
-        if (!node.isTypeOnly) specifiers.push(node.moduleSpecifier.text);
-      } else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) {
-        const [argument] = node.arguments;
-        if (argument && ts.isStringLiteralLike(argument)) specifiers.push(argument.text);
-      }
-      ts.forEachChild(node, visit);
-    };
-    visit(sourceFile);
-    return specifiers;
-  }
-
-  it('the import closure stays in bin/, src/, plugins/ and uses only builtins and "dependencies"', () => {
-    const copiedDirs = ['bin', 'src', 'plugins'].map((dir) => join(ROOT, dir) + '/');
-    const seen = new Set<string>();
-    const queue = [join(ROOT, 'bin/clusterdns.js')];
-    while (queue.length > 0) {
-      const file = queue.pop()!;
-      if (seen.has(file)) continue;
-      seen.add(file);
-      expect(copiedDirs.some((dir) => file.startsWith(dir)), `${relative(ROOT, file)} is copied into the image`).toBe(true);
-      for (const specifier of runtimeImports(file, readFileSync(file, 'utf8'))) {
-        if (specifier.startsWith('.')) {
-          const target = resolve(dirname(file), specifier);
-          expect(existsSync(target), `${relative(ROOT, file)} imports ${specifier}`).toBe(true);
-          if (statSync(target).isFile() && /\.(ts|js|mjs)$/.test(target)) queue.push(target);
-          continue;
-        }
-        if (specifier.startsWith('node:') || builtins.has(specifier)) continue;
-        const name = specifier.startsWith('@') ? specifier.split('/').slice(0, 2).join('/') : specifier.split('/')[0]!;
-        expect(manifest.dependencies, `${relative(ROOT, file)} imports ${name}, which npm ci --omit=dev must install`).toHaveProperty([name]);
-      }
-    }
-    expect(seen.size).toBeGreaterThan(5);
-    expect(seen.has(join(ROOT, 'src/main.ts'))).toBe(true);
+    expect(included.sort()).toEqual(['Corefile.example', 'README.md', 'bin', 'examples', 'package-lock.json', 'package.json', 'plugins', 'src', 'tsconfig.build.json', 'tsconfig.json']);
+    // Every COPY source of the build stage is in the context.
+    const sources = all(buildStage, 'COPY').flatMap((instruction) => instruction.args.split(/\s+/).slice(0, -1));
+    for (const source of sources) expect(included, source).toContain(source.replace(/\/$/, ''));
   });
 });
 
@@ -537,28 +482,19 @@ function udpQuery(port: number, name: string, timeoutMs: number): Promise<dnsPac
   });
 }
 
-/** What the image's build stage makes of the sources: a copy with bin/, src/ and plugins/ stripped to JavaScript. */
-function strippedCopy(): string {
+/** What the image's build stage makes: the packed package unpacked (its dependencies: the repository's). */
+function packedCopy(): string {
   const copy = tempDir('image');
-  for (const entry of ['bin', 'src', 'plugins']) execFileSync('cp', ['-r', join(ROOT, entry), join(copy, entry)]);
-  copyFileSync(join(ROOT, 'package.json'), join(copy, 'package.json'));
+  const tarball = execFileSync('npm', ['pack', '--silent', '--pack-destination', copy], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, npm_config_loglevel: 'error' } }).trim().split('\n').at(-1)!;
+  execFileSync('tar', ['-xzf', join(copy, tarball), '--strip-components=1'], { cwd: copy });
   execFileSync('ln', ['-s', join(ROOT, 'node_modules'), join(copy, 'node_modules')]);
-  execFileSync(process.execPath, [join(ROOT, 'deploy/strip-types.ts'), 'bin', 'src', 'plugins'], { cwd: copy, stdio: 'ignore' });
   return copy;
 }
 
-describe('the image\'s command starts the server from the stripped sources (STOCK-7)', () => {
-  it('deploy/strip-types.ts leaves no TypeScript and no .ts specifier behind', () => {
-    const copy = strippedCopy();
-    const files = execFileSync('find', ['bin', 'src', 'plugins', '-type', 'f'], { cwd: copy, encoding: 'utf8' }).trim().split('\n');
-    expect(files.filter((file) => file.endsWith('.ts'))).toEqual([]);
-    for (const file of files.filter((name) => name.endsWith('.js'))) {
-      expect(readFileSync(join(copy, file), 'utf8'), file).not.toMatch(/(?:from|import)\s*\(?\s*['"]\.{1,2}\/[^'"]+\.ts['"]/);
-    }
-  });
-
-  it('STOCK-7: ENTRYPOINT + CMD with the Corefile path swapped for a temp file serves DNS, and SIGTERM exits 0', async () => {
-    const image = strippedCopy();
+describe('the image\'s command starts the server from the packed package (STOCK-7)', () => {
+  it('STOCK-7: ENTRYPOINT + CMD with the Corefile path swapped for a temp file serves DNS from dist/, and SIGTERM exits 0', async () => {
+    const image = packedCopy();
+    expect(existsSync(join(image, 'src'))).toBe(false); // the JavaScript build runs, not the sources
     const port = await freePort();
     const dir = tempDir('run');
     const corefile = join(dir, 'Corefile');
@@ -606,7 +542,7 @@ describe('the image\'s command starts the server from the stripped sources (STOC
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     }
     expect(readdirSync(work)).toEqual([]);
-  }, 30_000);
+  }, 60_000);
 });
 
 /**
