@@ -4,7 +4,8 @@
 // query is dropped; a bad Corefile leaves the old one serving.
 
 import { configHash, parseConfig, planFromSources, type PlanOptions, type ServerPlan } from './config.ts';
-import { CorefileError } from './corefile/types.ts';
+import { createHash } from 'node:crypto';
+import { CorefileError, UnknownDirectiveError } from './corefile/types.ts';
 import { createLogger, processLog, type Logger } from './log.ts';
 import { shutdownPlugins, startPlugins, stopPlugins } from './lifecycle.ts';
 import { panicsTotal, reloadFailed, reloadVersionInfo } from './metrics.ts';
@@ -102,6 +103,11 @@ export class Supervisor {
       input = this.options.load();
       sources = parseConfig(input.text, input.file, this.options);
     } catch (error) {
+      // RELOAD-4: CoreDNS meets an unknown directive while setting up: a failed reload, counted.
+      if (error instanceof UnknownDirectiveError) {
+        const textHash = `text ${createHash('sha512').update(input!.text).digest('hex')}`;
+        return textHash === this.failedHash ? 'failed' : this.failed(textHash, error);
+      }
       // RELOAD-4: unreadable or unparsable: a warning, the old config stays, not counted.
       this.failure = asError(error);
       this.reloadLog.warning(`Corefile changed but could not be parsed, keeping the running configuration: ${messageOf(error)}`);

@@ -227,6 +227,21 @@ describe('reload (RELOAD-1..6)', () => {
     expect(body).toContain('coredns_reload_failed_total 1');
   });
 
+  it('RELOAD-4: an unknown directive fails the reload as in CoreDNS: logged as an error, counted once, the old one serves', async () => {
+    const [dns, metrics] = [await freePort(), await freePort()];
+    const dir = tempDir();
+    const file = join(dir, 'Corefile');
+    writeFileSync(file, corefile(dns, metrics, 'example.org'));
+    const server = start(['-conf', file, '-quiet']);
+    await until(() => queryUdp(dns, 'a.example.org', { timeoutMs: 200 }));
+    writeFileSync(file, corefile(dns, metrics, 'example.org', ' nosuchdirective\n'));
+    server.child.kill('SIGUSR1');
+    await server.waitForOutput(`[ERROR] plugin/reload: Corefile changed but reload failed: ${file}:5 - Error during parsing: Unknown directive 'nosuchdirective'`);
+    server.child.kill('SIGUSR1'); // the same bad file again: not retried, not counted again
+    expect((await queryUdp(dns, 'a.example.org')).rcode).toBe('NOERROR');
+    expect((await get(metrics, '/metrics')).body).toContain('coredns_reload_failed_total 1');
+  });
+
   it('RELOAD-4: a Corefile that does not parse is a warning, not counted, and the old one serves', async () => {
     const [dns, metrics] = [await freePort(), await freePort()];
     const dir = tempDir();

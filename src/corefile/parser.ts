@@ -21,7 +21,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { writeLog } from '../log.ts';
 import { tokenize, type LexToken } from './lexer.ts';
-import { CorefileError, type Directive, type ServerBlockSource, type Token } from './types.ts';
+import { CorefileError, UnknownDirectiveError, type Directive, type ServerBlockSource, type Token } from './types.ts';
 
 export interface ParseOptions {
   /** Variables for {$NAME} and {%NAME%} (CF-5); default process.env. Unset gives ''. */
@@ -355,7 +355,7 @@ class Parser {
       // CF-7: only the server-block level names plugins; option names inside
       // blocks are each plugin's business.
       if (!level.owner && !this.options.isDirective(token.text)) {
-        throw new CorefileError(token, `Unknown directive '${token.text}'`);
+        throw new UnknownDirectiveError(token);
       }
       const directive: Directive = { name: publicToken(token), args: [], block: null };
       level.directives.push(directive);

@@ -52,3 +52,13 @@ export class CorefileError extends Error {
     this.detail = detail;
   }
 }
+
+/**
+ * A directive no plugin has. Found while parsing here, but CoreDNS finds it
+ * when it sets the server up, so a reload counts it as a failed reload (RELOAD-4).
+ */
+export class UnknownDirectiveError extends CorefileError {
+  constructor(token: { file: string; line: number; text: string }) {
+    super(token, `Unknown directive '${token.text}'`);
+  }
+}
