@@ -9,6 +9,7 @@ import type { PluginDefinition } from './plugin.ts';
 import bind from '../plugins/bind/index.ts';
 import cache from '../plugins/cache/index.ts';
 import errors from '../plugins/errors/index.ts';
+import file from '../plugins/file/index.ts';
 import forward from '../plugins/forward/index.ts';
 import health from '../plugins/health/index.ts';
 import hosts from '../plugins/hosts/index.ts';
@@ -30,7 +31,7 @@ export const PLUGIN_ORDER: readonly string[] = [
 ];
 
 const implemented: readonly PluginDefinition<any>[] = [
-  bind, cache, errors, forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, whoami,
+  bind, cache, errors, file, forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, whoami,
 ];
 
 /** Where an embedding program puts its own plugin in the chain: next to a plugin of the order. */
