@@ -1,5 +1,8 @@
 // Command-line flags, as CoreDNS takes them (CF-21): Go's flag syntax, so
-// `-conf FILE`, `-conf=FILE` and `--conf FILE` all work.
+// `-conf FILE`, `-conf=FILE` and `--conf FILE` all work. And how the command
+// notices that npm, which launched it, is gone.
+
+import { readFileSync } from 'node:fs';
 
 export interface CliOptions {
   conf: string | null;
@@ -8,6 +11,8 @@ export interface CliOptions {
   quiet: boolean;
   plugins: boolean;
   version: boolean;
+  /** -h, -help (or --help): print the usage and exit 0, as Go's flag package does. */
+  help: boolean;
 }
 
 export class UsageError extends Error {}
@@ -23,14 +28,14 @@ export const USAGE = `Usage of clusterdns:
   -pidfile string
         File to write the process ID to
   -plugins
-        List the plugins this build has, in chain order, and exit
+        List the plugins this build has (sorted by name, then in chain order), and exit
   -quiet
         Do not print the startup banner
   -version
         Show the version and exit`;
 
 export function parseArgs(argv: readonly string[]): CliOptions {
-  const options: CliOptions = { conf: null, dnsPort: 53, pidfile: null, quiet: false, plugins: false, version: false };
+  const options: CliOptions = { conf: null, dnsPort: 53, pidfile: null, quiet: false, plugins: false, version: false, help: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (!arg.startsWith('-') || arg === '-' ) throw new UsageError(`extra command line arguments: ${argv.slice(i).join(' ')}`);
@@ -42,6 +47,8 @@ export function parseArgs(argv: readonly string[]): CliOptions {
     const equals = body.indexOf('=');
     const name = equals < 0 ? body : body.slice(0, equals);
     let value = equals < 0 ? undefined : body.slice(equals + 1);
+    // Go stops parsing at -h or -help, whatever follows.
+    if (name === 'h' || name === 'help') return { ...options, help: true };
     if (booleanFlags.has(name)) {
       const enabled = value === undefined || /^(1|t|true)$/i.test(value);
       if (value !== undefined && !/^(0|1|t|f|true|false)$/i.test(value)) throw new UsageError(`invalid boolean value "${value}" for -${name}`);
@@ -62,4 +69,41 @@ export function parseArgs(argv: readonly string[]): CliOptions {
     }
   }
   return options;
+}
+
+/**
+ * `npx clusterdns` runs the command under `sh -c`, and npm passes SIGTERM to
+ * that shell only, which dies and leaves the server holding its ports. So when
+ * npm launched us, check every second that the process that started us is
+ * still there (and, when it is that shell, the npm above it: a SIGKILLed npm
+ * leaves the shell alive), and call `onGone` once either is gone. Without npm
+ * (a container, a service manager) there is no timer.
+ */
+export function watchNpmLauncher(onGone: () => void): NodeJS.Timeout | null {
+  if (process.env['npm_command'] === undefined && process.env['npm_lifecycle_event'] === undefined) return null;
+  const parent = process.ppid;
+  const parentStat = processStat(parent);
+  const npm = parentStat && /^(sh|dash|bash|zsh)$/.test(parentStat.name) ? parentStat.ppid : null;
+  // npm was stopped while we were starting: init adopted us (unless npm itself is PID 1, in a container).
+  const orphaned = parent === 1 && parentStat !== null && !parentStat.name.startsWith('npm');
+  const timer = setInterval(() => {
+    if (!orphaned && process.ppid === parent && (npm === null || processStat(parent)?.ppid === npm)) return;
+    clearInterval(timer);
+    onGone();
+  }, 1000);
+  timer.unref();
+  return timer;
+}
+
+/** Name and parent of a process, from Linux's /proc; null elsewhere or when it is gone. */
+function processStat(pid: number): { name: string; ppid: number } | null {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  // "pid (name) state ppid ...": the name may hold spaces and parentheses.
+  const close = stat.lastIndexOf(')');
+  return { name: stat.slice(stat.indexOf('(') + 1, close), ppid: Number(stat.slice(close + 2).split(' ')[1]) };
 }

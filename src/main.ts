@@ -4,7 +4,8 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
-import { parseArgs, UsageError, USAGE, type CliOptions } from './cli.ts';
+import { parseArgs, UsageError, USAGE, watchNpmLauncher, type CliOptions } from './cli.ts';
+import { parseConfig } from './config.ts';
 import { writeLog } from './log.ts';
 import { builtinPlugins } from './registry.ts';
 import { Supervisor, type CorefileInput } from './supervisor.ts';
@@ -13,6 +14,18 @@ import { isPrimaryOf, isWorker, runPrimary, workerCount } from './workers.ts';
 
 /** CF-21, WHOAMI-2: -conf, else ./Corefile, else whoami and log on the root zone. */
 export function corefileLoader(options: CliOptions): () => CorefileInput {
+  const read = corefileReader(options);
+  return () => {
+    const input = read();
+    // A Corefile with no server block (empty, or only comments) gets CoreDNS's default too, at start
+    // and at reload, as CoreDNS 1.11.3 does; the warning says why whoami answers.
+    if (input.file === 'default' || parseConfig(input.text, input.file, { dnsPort: options.dnsPort }).length > 0) return input;
+    writeLog('WARNING', `${input.file} has no server blocks: serving the default configuration (whoami and log on .:${options.dnsPort}), as CoreDNS does`);
+    return defaultCorefile(options.dnsPort);
+  };
+}
+
+function corefileReader(options: CliOptions): () => CorefileInput {
   if (options.conf === 'stdin') {
     // A pipe can be read once; reloads see the same text.
     const text = readFileSync(0, 'utf8');
@@ -26,7 +39,17 @@ export function corefileLoader(options: CliOptions): () => CorefileInput {
     const file = resolve('Corefile');
     return () => ({ text: readFileSync(file, 'utf8'), file });
   }
-  return () => ({ text: `.:${options.dnsPort} {\n    whoami\n    log\n}\n`, file: 'default' });
+  return () => defaultCorefile(options.dnsPort);
+}
+
+function defaultCorefile(dnsPort: number): CorefileInput {
+  return { text: `.:${dnsPort} {\n    whoami\n    log\n}\n`, file: 'default' };
+}
+
+/** Written once serving; removed however the process ends (shutdown, fatal error, an empty event loop). */
+function writePidfile(file: string): void {
+  writeFileSync(file, `${process.pid}\n`);
+  process.once('exit', () => rmSync(file, { force: true }));
 }
 
 function banner(supervisor: Supervisor): string {
@@ -61,13 +84,19 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`${error.message}\n${USAGE}\n`);
     return 2;
   }
+  if (options.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
   if (options.version) {
     process.stdout.write(`clusterdns-${VERSION}\n${process.platform}/${process.arch}, node ${process.version}\n`);
     return 0;
   }
   if (options.plugins) {
+    // CoreDNS's shape and order (sorted by name), then the order queries pass through them (CF-15, CF-16).
     const names = builtinPlugins.implemented().map((name) => `  dns.${name}`).sort();
-    process.stdout.write(`Server types:\n  dns\n\nCaddyfile loaders:\n  flag\n  default\n\nOther plugins:\n${names.join('\n')}\n`);
+    process.stdout.write(`Server types:\n  dns\n\nCaddyfile loaders:\n  flag\n  default\n\nOther plugins:\n${names.join('\n')}\n\n` +
+      `The list above is sorted by name. The order plugins run in, whatever their order in the Corefile:\n  ${builtinPlugins.implemented().join(' ')}\n`);
     return 0;
   }
 
@@ -79,12 +108,16 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`[FATAL] ${(error as Error).message}\n`);
     return 1;
   }
+  if (!isWorker()) {
+    watchNpmLauncher(() => {
+      writeLog('INFO', 'npm, which started clusterdns, is gone: stopping as on SIGTERM');
+      process.kill(process.pid, 'SIGTERM');
+    });
+  }
   if (isPrimaryOf(workers)) {
     // The pidfile names the primary, which passes signals on to the workers.
-    if (options.pidfile) writeFileSync(options.pidfile, `${process.pid}\n`);
-    const status = await runPrimary(workers);
-    if (options.pidfile) rmSync(options.pidfile, { force: true });
-    return status;
+    if (options.pidfile) writePidfile(options.pidfile);
+    return runPrimary(workers);
   }
 
   markOnMainThreadIfSingleCpu();
@@ -96,8 +129,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`[FATAL] ${error instanceof Error ? error.message : String(error)}\n`);
     return 1;
   }
+  // The pidfile first: whoever sees the banner may look for it at once.
+  if (options.pidfile && !isWorker()) writePidfile(options.pidfile);
   if (!options.quiet) process.stdout.write(banner(supervisor) + '\n');
-  if (options.pidfile && !isWorker()) writeFileSync(options.pidfile, `${process.pid}\n`);
 
   // RELOAD-5: USR1 reloads, HUP is ignored, TERM and INT shut down (a second INT exits at once), QUIT exits.
   process.on('SIGUSR1', () => void supervisor.reload());
@@ -112,10 +146,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       }
       stopping = true;
       writeLog('INFO', `${signal}: Shutting down`);
-      supervisor.shutdown().then(() => {
-        if (options.pidfile && !isWorker()) rmSync(options.pidfile, { force: true });
-        resolveExit(0);
-      });
+      supervisor.shutdown().then(() => resolveExit(0));
     };
     process.on('SIGTERM', shutdown);
     process.on('SIGINT', shutdown);

@@ -226,7 +226,9 @@ export class DnsServer {
    */
   private async bindPair(listener: ListenerPlan): Promise<{ udp: dgram.Socket; tcp: net.Server; address: string; port: number }> {
     for (let attempt = 1; ; attempt++) {
-      const { socket: udp, address } = await bindUdp(listener.address, listener.port);
+      const { socket: udp, address } = await bindUdp(listener.address, listener.port).catch((error: unknown) => {
+        throw listenError(listener, 'udp', error);
+      });
       const port = udp.address().port;
       const tcp = net.createServer((connection) => this.serveTcp(runtimeOf(tcp), connection));
       tcp.maxConnections = this.options.tcpMaxConnections;
@@ -242,7 +244,7 @@ export class DnsServer {
       } catch (error) {
         udp.close();
         const retry = listener.port === 0 && (error as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < 20;
-        if (!retry) throw error;
+        if (!retry) throw listenError(listener, 'tcp', error);
       }
     }
   }
@@ -367,6 +369,23 @@ export class DnsServer {
     this.options.onPanic?.(error);
     return encodeReply(query, ServerReply.SERVFAIL, sizeLimit);
   }
+}
+
+/**
+ * A listener that cannot open, said as Go says it (`listen tcp :53: bind:
+ * address already in use`, which is all CoreDNS prints), plus the Corefile
+ * line of the server block key asking for it.
+ */
+function listenError(listener: ListenerPlan, transport: Transport, error: unknown): Error {
+  const code = (error as NodeJS.ErrnoException).code;
+  const reason = code === 'EADDRINUSE' ? 'bind: address already in use'
+    : code === 'EACCES' ? 'bind: permission denied'
+    : code === 'EADDRNOTAVAIL' ? 'bind: cannot assign requested address'
+    : (error as Error).message;
+  const hostPort = listener.label.slice('dns://'.length);
+  const key = [...listener.zones.values()].flatMap((block) => block.context.addresses).find((address) => address.port === listener.port)?.key;
+  const where = key ? `${key.file}:${key.line} - server block '${key.text}': ` : '';
+  return Object.assign(new Error(`${where}listen ${transport} ${hostPort}: ${reason}`, { cause: error }), { code });
 }
 
 /** An IPv4 client on a dual-stack socket shows as ::ffff:a.b.c.d; logs and answers use a.b.c.d. */

@@ -1,14 +1,19 @@
 // The clusterdns command as a user runs it (CF-21, WHOAMI-2, CF-14 exit codes).
 
-import { mkdtempSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { queryTcp, queryUdp } from './support/dns.ts';
 import { freePort, runCli, startCli } from './support/process.ts';
+import { builtinPlugins } from '../src/registry.ts';
 
 function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'clusterdns-cli-'));
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 describe('flags (CF-21)', () => {
@@ -18,10 +23,32 @@ describe('flags (CF-21)', () => {
     expect(result.stdout).toMatch(/^clusterdns-\d+\.\d+\.\d+\n/);
   });
 
-  it('-plugins lists the plugins this build has', async () => {
+  for (const flag of ['-h', '-help', '--help']) {
+    it(`${flag} prints the usage to stdout and exits 0`, async () => {
+      const result = await runCli([flag]);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(/^Usage of clusterdns:\n {2}-conf string\n/);
+      expect(result.stderr).toBe('');
+    });
+  }
+
+  it('-h ends parsing, as in Go: what follows it is not looked at', async () => {
+    const result = await runCli(['-h', '-nosuchflag', 'extra']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('Usage of clusterdns:');
+  });
+
+  it('CF-15, CF-16: -plugins lists the plugins sorted by name, as CoreDNS does, then says the order they run in', async () => {
     const result = await runCli(['-plugins']);
     expect(result.code).toBe(0);
-    for (const name of ['bind', 'errors', 'log', 'whoami']) expect(result.stdout).toContain(`dns.${name}`);
+    const listed = result.stdout.split('\n').filter((line) => line.startsWith('  dns.'));
+    for (const name of ['bind', 'errors', 'log', 'whoami']) expect(listed).toContain(`  dns.${name}`);
+    expect(listed).toEqual([...listed].sort());
+    expect(result.stdout).toMatch(/^Server types:\n {2}dns\n\nCaddyfile loaders:\n {2}flag\n {2}default\n\nOther plugins:\n {2}dns\.bind\n/);
+    expect(result.stdout).toMatch(
+      new RegExp(`\\n {2}dns\\.whoami\\n\\nThe list above is sorted by name\\. The order plugins run in, whatever their order in the Corefile:\\n {2}${builtinPlugins.implemented().join(' ')}\\n$`),
+    );
+    expect(builtinPlugins.implemented().join(' ')).toMatch(/^reload bind ready health prometheus errors log loadbalance cache .*hosts .*kubernetes .*loop forward .*whoami$/);
   });
 
   it('an unknown flag exits 2 with the usage', async () => {
@@ -61,18 +88,103 @@ describe('Corefile errors exit non-zero with file:line (CF-14, CF-25)', () => {
     expect(result.stderr).toContain(':3 - Error during parsing: plugin/errors: this plugin can only be used once per Server Block');
   });
 
-  it('a port already in use is fatal', async () => {
+  it('CF-14: a port already in use is fatal, naming the Corefile line of the key, the transport and the address', async () => {
     const port = await freePort();
     const first = startCli(['-conf', 'stdin', '-quiet'], { input: `.:${port} {\n whoami\n}\n` });
     try {
-      await new Promise((resolve) => setTimeout(resolve, 200));
       for (let i = 0; i < 40 && (await queryUdp(port, 'x.test', { timeoutMs: 200 }).catch(() => null)) === null; i++);
-      const second = await runCli(['-conf', 'stdin'], { input: `.:${port} {\n whoami\n}\n` });
+      const dir = tempDir();
+      const corefile = join(dir, 'Corefile');
+      writeFileSync(corefile, `example.org:${await freePort()} {\n whoami\n}\n\nexample.net:${port} {\n whoami\n}\n`);
+      const second = await runCli(['-conf', corefile]);
       expect(second.code).toBe(1);
-      expect(second.stderr).toMatch(/EADDRINUSE|address already in use/);
+      expect(second.stderr).toBe(`[FATAL] ${corefile}:5 - server block 'example.net:${port}': listen udp :${port}: bind: address already in use\n`);
     } finally {
       first.child.kill('SIGTERM');
       await first.exited;
+    }
+  });
+
+  it('CF-14: a manifests path that does not exist is a setup error naming the Corefile line and the plugin', async () => {
+    const dir = tempDir();
+    const corefile = join(dir, 'Corefile');
+    writeFileSync(corefile, `.:${await freePort()} {\n    kubernetes cluster.local {\n        ttl 5\n        manifests nosuch.yaml\n    }\n}\n`);
+    const result = await runCli(['-conf', corefile]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(
+      `[FATAL] ${corefile}:4 - Error during parsing: plugin/kubernetes: manifests: stat ${join(dir, 'nosuch.yaml')}: no such file or directory\n`,
+    );
+  });
+});
+
+describe('a Corefile with no server blocks (CF-21)', () => {
+  for (const [what, text] of [['empty', ''], ['comment-only', '# nothing here yet\n\n   # still nothing\n']]) {
+    it(`${what}: CoreDNS's default (whoami and log on -dns.port) with a warning naming the file; the pidfile goes at exit`, async () => {
+      const dir = tempDir();
+      const corefile = join(dir, 'Corefile');
+      const pidfile = join(dir, 'clusterdns.pid');
+      writeFileSync(corefile, text);
+      const port = await freePort();
+      const server = startCli(['-conf', corefile, '-dns.port', String(port), '-pidfile', pidfile]);
+      await server.waitForOutput(/clusterdns-\d/);
+      expect(server.output().stdout).toContain(
+        `[WARNING] ${corefile} has no server blocks: serving the default configuration (whoami and log on .:${port}), as CoreDNS does\n.:${port}\n`,
+      );
+      const reply = await queryUdp(port, 'example.com', { id: 4321 });
+      expect(reply.additionals![0]).toMatchObject({ type: 'A', data: '127.0.0.1' });
+      await server.waitForOutput(/\[INFO\] 127\.0\.0\.1:\d+ - 4321 "A IN example\.com\. udp/);
+      expect(readFileSync(pidfile, 'utf8').trim()).toBe(String(server.child.pid));
+      server.child.kill('SIGTERM');
+      expect((await server.exited).code).toBe(0);
+      expect(existsSync(pidfile)).toBe(false);
+    });
+  }
+
+  it('RELOAD-5: SIGQUIT exits at once, and the pidfile goes with the process', async () => {
+    const dir = tempDir();
+    const pidfile = join(dir, 'clusterdns.pid');
+    const port = await freePort();
+    const server = startCli(['-conf', 'stdin', '-pidfile', pidfile], { input: `.:${port} {\n whoami\n}\n` });
+    await server.waitForOutput(/clusterdns-\d/);
+    expect(existsSync(pidfile)).toBe(true);
+    server.child.kill('SIGQUIT');
+    expect((await server.exited).code).toBe(1);
+    expect(existsSync(pidfile)).toBe(false);
+  });
+
+  it('a worker that fails startup ends the primary with exit 1 and no pidfile left', async () => {
+    const dir = tempDir();
+    const pidfile = join(dir, 'clusterdns.pid');
+    writeFileSync(join(dir, 'Corefile'), '.:0 {\n    nosuchplugin\n}\n');
+    const result = await runCli(['-conf', join(dir, 'Corefile'), '-pidfile', pidfile], { env: { CLUSTERDNS_WORKERS: '2' } });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("Unknown directive 'nosuchplugin'");
+    expect(existsSync(pidfile)).toBe(false);
+  });
+});
+
+describe('manifests', () => {
+  it('a manifest of a kind the source does not read is reported at start and again at each re-read of changed files', async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'cluster'));
+    writeFileSync(join(dir, 'cluster', 'web.yaml'), 'kind: Service\nmetadata: {name: web}\nspec: {clusterIP: 10.96.1.1}\n---\nkind: Deployment\nmetadata: {name: web}\n');
+    const port = await freePort();
+    writeFileSync(join(dir, 'Corefile'), `cluster.local:${port} {\n    kubernetes {\n        manifests cluster\n    }\n}\n`);
+    const server = startCli(['-conf', join(dir, 'Corefile')]);
+    try {
+      const ignoring = (kinds: string) => `[INFO] plugin/kubernetes: ignoring ${kinds} (only Namespace, Service, Pod, StatefulSet, EndpointSlice and Endpoints are read)\n`;
+      await server.waitForOutput(/clusterdns-\d/);
+      expect(server.output().stdout).toContain(ignoring('1 Deployment'));
+      // A misspelt kind added later is reported as well...
+      writeFileSync(join(dir, 'cluster', 'typo.yaml'), 'kind: Servcie\nmetadata: {name: api}\n');
+      await server.waitForOutput(ignoring('1 Deployment, 1 Servcie'));
+      // ...and again at the next change.
+      writeFileSync(join(dir, 'cluster', 'typo.yaml'), 'kind: Servcie\nmetadata: {name: api2}\n');
+      await server.waitForOutput(new RegExp(`(${escapeRegExp(ignoring('1 Deployment, 1 Servcie'))}[^]*){2}`));
+      expect((await queryUdp(port, 'web.default.svc.cluster.local')).answers![0]).toMatchObject({ type: 'A', data: '10.96.1.1' });
+    } finally {
+      server.child.kill('SIGTERM');
+      await server.exited;
     }
   });
 });

@@ -4,8 +4,8 @@
 // `kubectl get -o yaml` writes it.
 //
 // Kinds read: Namespace, Service, Pod, StatefulSet, EndpointSlice, Endpoints
-// (core/v1). Others (Deployment, ConfigMap, ...) are ignored, with one info
-// line on the first load.
+// (core/v1). Others (Deployment, ConfigMap, a misspelt kind, ...) are
+// ignored, with one info line at each load that finds some.
 //
 // What a cluster's controllers would add is derived, as they would:
 // - Namespaces: those listed, those any object is in, and the built-in
@@ -791,10 +791,7 @@ class ManifestsSource implements ClusterSource {
     this.apply(cluster);
     store.markSynced();
     this.log.info(`loaded ${summary(cluster)}`);
-    if (cluster.ignoredKinds.size > 0) {
-      const kinds = [...cluster.ignoredKinds].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, n]) => `${n} ${k}`).join(', ');
-      this.log.info(`ignoring ${kinds} (only Namespace, Service, Pod, StatefulSet, EndpointSlice and Endpoints are read)`);
-    }
+    this.reportIgnoredKinds(cluster);
     this.statSignature = this.signature();
     this.watch();
   }
@@ -851,6 +848,14 @@ class ManifestsSource implements ClusterSource {
     if (cluster.fingerprint === this.current!.fingerprint && !recovered) return;
     const changed = this.apply(cluster);
     if (changed.length > 0 || recovered) this.log.info(`reloaded ${summary(cluster)}${changed.length ? ` (changed: ${changed.join(', ')})` : ''}`);
+    this.reportIgnoredKinds(cluster);
+  }
+
+  /** At start and at each re-read of changed files: a kind added later (or misspelt) is seen too. */
+  private reportIgnoredKinds(cluster: ManifestCluster): void {
+    if (cluster.ignoredKinds.size === 0) return;
+    const kinds = [...cluster.ignoredKinds].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, n]) => `${n} ${k}`).join(', ');
+    this.log.info(`ignoring ${kinds} (only Namespace, Service, Pod, StatefulSet, EndpointSlice and Endpoints are read)`);
   }
 
   private apply(cluster: ManifestCluster): string[] {

@@ -1,9 +1,11 @@
 // `kubernetes [ZONES...] [{ options }]` → KubernetesConfig (KP-1..21).
 //
 // Every error is a CorefileError at the offending token, saying what was found
-// and what was expected. Setup never touches the network: the source is
-// created and started by the plugin's start hook.
+// and what was expected. Setup never touches the network (it checks only that
+// `manifests` paths exist): the source is created and started by the plugin's
+// start hook.
 
+import fs from 'node:fs';
 import path from 'node:path';
 import { normalizeKey } from '../../src/corefile/address.ts';
 import { onlyOnce, parseDuration, setupError, unknownProperty } from '../../src/corefile/setup.ts';
@@ -66,6 +68,17 @@ function args(option: Directive, min: number, max: number, syntax: string): Toke
   fail(where, `'${option.name.text}' takes ${count} ${plural} (${syntax}), found ${found}`);
 }
 
+/** A `manifests` path must exist at setup, as CoreDNS checks a kubeconfig: a typo fails here, naming its line. */
+function existingPath(token: Token, absolute: string): string {
+  try {
+    fs.statSync(absolute);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    fail(token, `manifests: stat ${absolute}: ${code === 'ENOENT' ? 'no such file or directory' : (error as Error).message}`);
+  }
+  return absolute;
+}
+
 function noBlock(option: Directive): void {
   if (option.block !== null) fail(option.name, `'${option.name.text}' takes no '{ }' block`);
 }
@@ -109,7 +122,7 @@ export function parseKubernetes(directives: Directive[], block: BlockContext): K
   let endpoints: Token[] = [];
   let tls: ApiConnection['tls'] = null;
   let kubeconfig: ApiConnection['kubeconfig'] = null;
-  let manifests: string[] | null = null;
+  let manifestPaths: Token[] = [];
   let apiOption: Token | null = null;
   let manifestsOption: Token | null = null;
   let memory: MemoryCluster | null = null;
@@ -151,8 +164,7 @@ export function parseKubernetes(directives: Directive[], block: BlockContext): K
       }
       case 'manifests': {
         noBlock(option);
-        const base = path.dirname(path.resolve(block.corefile));
-        manifests = args(option, 1, Infinity, 'manifests PATH...').map((token) => path.resolve(base, token.text));
+        manifestPaths = args(option, 1, Infinity, 'manifests PATH...');
         manifestsOption = option.name;
         break;
       }
@@ -264,12 +276,14 @@ export function parseKubernetes(directives: Directive[], block: BlockContext): K
     const later = manifestsOption.line > apiOption.line ? manifestsOption : apiOption;
     fail(later, `'${manifestsOption.text}' ${manifestsOption.text === 'memory' ? 'serves objects the program gives' : 'reads objects from files'} and cannot be combined with '${apiOption.text}' (an API server connection); use one or the other`);
   }
-  if (memory && manifests) fail(manifestsOption!, "'manifests' and 'memory' are two sources of objects; use one or the other");
+  if (memory && manifestPaths.length > 0) fail(manifestsOption!, "'manifests' and 'memory' are two sources of objects; use one or the other");
 
+  // Relative to the Corefile's directory.
+  const base = path.dirname(path.resolve(block.corefile));
   const source: SourceChoice = memory
     ? { kind: 'memory', cluster: memory }
-    : manifests
-    ? { kind: 'manifests', paths: manifests }
+    : manifestPaths.length > 0
+    ? { kind: 'manifests', paths: manifestPaths.map((token) => existingPath(token, path.resolve(base, token.text))) }
     : {
         kind: 'api',
         connection: { endpoint: endpoints[0]?.text ?? null, tls, kubeconfig },

@@ -1,6 +1,9 @@
 // `kubernetes [ZONES...] [{ options }]` parsing (KP-1..21) and its setup
 // errors, which name file:line, the token found and what was expected.
 
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CorefileError } from '../../src/corefile/types.ts';
 import { parseLabelSelector, matchesSelector, SelectorError } from '../../plugins/kubernetes/selector.ts';
@@ -142,8 +145,13 @@ describe('connection options (KP-5..7) and manifests', () => {
   });
 
   it('manifests: paths are resolved against the Corefile directory and select the manifests source', () => {
-    const config = configOf(corefile('cluster.local', ['manifests cluster.yaml /abs/more.yaml ../shared/dir']), '/srv/dns/Corefile');
-    expect(config.source).toEqual({ kind: 'manifests', paths: ['/srv/dns/cluster.yaml', '/abs/more.yaml', '/srv/shared/dir'] });
+    // The paths must exist (a missing one is a setup error: test/cli.test.ts).
+    const root = mkdtempSync(join(tmpdir(), 'clusterdns-setup-'));
+    mkdirSync(join(root, 'dns'));
+    mkdirSync(join(root, 'shared/dir'), { recursive: true });
+    for (const file of ['dns/cluster.yaml', 'more.yaml']) writeFileSync(join(root, file), '');
+    const config = configOf(corefile('cluster.local', [`manifests cluster.yaml ${root}/more.yaml ../shared/dir`]), `${root}/dns/Corefile`);
+    expect(config.source).toEqual({ kind: 'manifests', paths: [`${root}/dns/cluster.yaml`, `${root}/more.yaml`, `${root}/shared/dir`] });
   });
 
   it('manifests: needs a path, and cannot be combined with an API connection', () => {

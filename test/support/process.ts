@@ -21,7 +21,12 @@ export interface Started {
 }
 
 export function startCli(args: string[], options: { cwd?: string; input?: string; env?: NodeJS.ProcessEnv } = {}): Started {
-  const child = spawn(process.execPath, [BIN, ...args], {
+  return startCommand(process.execPath, [BIN, ...args], options);
+}
+
+/** Any command (npm, npx), its output captured as startCli's is. */
+export function startCommand(command: string, args: string[], options: { cwd?: string; input?: string; env?: NodeJS.ProcessEnv } = {}): Started {
+  const child = spawn(command, args, {
     cwd: options.cwd,
     env: { ...process.env, ...options.env },
     stdio: ['pipe', 'pipe', 'pipe'],
