@@ -55,6 +55,12 @@ export const forwardMaxConcurrentRejects = new Counter({
   help: 'Counter of the number of queries rejected because the concurrent queries were at maximum.',
   registers,
 });
+/** clusterdns's own (CoreDNS does not coalesce): queries answered by another query's upstream exchange. */
+export const forwardCoalesced = new Counter({
+  name: 'clusterdns_forward_coalesced_total',
+  help: 'Counter of queries that joined an identical question already in flight upstream instead of sending their own.',
+  registers,
+});
 
 // cache (PROM-4)
 export const cacheEntries = new Gauge({

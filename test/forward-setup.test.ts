@@ -30,7 +30,7 @@ function setupError(corefile: string, file = 'Corefile'): CorefileError {
 }
 
 describe('forward line syntax', () => {
-  it('applies CoreDNS defaults (FWD-4)', () => {
+  it('applies CoreDNS defaults (FWD-4), except max_concurrent: 500 instead of unlimited', () => {
     const [config] = forwards('. {\n    forward . 10.0.0.10\n}\n');
     expect(config).toEqual({
       from: '.',
@@ -43,10 +43,15 @@ describe('forward line syntax', () => {
       healthCheck: { intervalMs: 500, recursionDesired: true, domain: '.' },
       tls: {},
       policy: 'random',
-      maxConcurrent: 0,
+      maxConcurrent: 500,
       next: [],
       failfastAllUnhealthy: false,
     });
+  });
+
+  it('max_concurrent 0 lifts the default limit, as in CoreDNS', () => {
+    const [config] = forwards('. {\n    forward . 10.0.0.10 {\n        max_concurrent 0\n    }\n}\n');
+    expect(config!.maxConcurrent).toBe(0);
   });
 
   it('reads every TO form and drops duplicates (FWD-2)', () => {

@@ -1,13 +1,25 @@
-// One forward line: which names it takes (FWD-1), and the per-query walk
-// over its upstreams (FWD-5) with the reply checks of FWD-7 and FWD-8.
+// One forward line: which names it takes (FWD-1), and the walk over its
+// upstreams (FWD-5) with the reply checks of FWD-7 and FWD-8.
+//
+// Identical questions in flight at the same time share one walk (coalescing,
+// kubernetes/dns#387): a query whose question the upstreams are already being
+// asked waits for that answer instead of sending its own. "Identical" means
+// everything the upstream would see but the message ID and the case of the
+// name: the header flags (RD, CD, AD, opcode) and counts, type, class, and the
+// EDNS record byte for byte (DO bit, buffer size, options such as client
+// subnet), and the client's transport (it picks UDP or TCP upstream and the
+// size of the reply that fits). Any of those can change the upstream's reply;
+// the name's case cannot (RFC 4343), and each client still gets its own ID and
+// its own question back, because replies are encoded from each client's query.
 
-import { forwardHealthcheckBroken, forwardMaxConcurrentRejects } from '../../src/metrics.ts';
-import type { Next, Request } from '../../src/plugin.ts';
-import { Rcode, TCP_MAX_SIZE, UDP_MIN_SIZE } from '../../src/wire/constants.ts';
+import { forwardCoalesced, forwardHealthcheckBroken, forwardMaxConcurrentRejects } from '../../src/metrics.ts';
+import type { Next, Request, Transport } from '../../src/plugin.ts';
+import { HEADER_LENGTH, Rcode, TCP_MAX_SIZE, UDP_MIN_SIZE } from '../../src/wire/constants.ts';
 import { emptyReply, type Reply } from '../../src/wire/message.ts';
 import { isSubdomain } from '../../src/wire/names.ts';
 import { policyFor, type Policy } from './policy.ts';
-import { Proxy, timing, type ExchangeResult, type Proto } from './proxy.ts';
+import type { Query } from '../../src/wire/query.ts';
+import { MalformedReply, Proxy, timing, type ExchangeResult, type Proto } from './proxy.ts';
 import type { ForwardConfig } from './setup.ts';
 
 const formErr = Object.freeze(emptyReply(Rcode.FORMERR));
@@ -17,18 +29,32 @@ const MIN_ROUND_MS = 100;
 const MIN_TRY_MS = 10;
 const noHealthy = new Error('no healthy proxies');
 
+/** What a walk over the upstreams ended with: the reply to relay, or why there is none (SERVFAIL). */
+type Outcome = ExchangeResult | Error;
+
+/**
+ * The coalescing key: what the upstream sees of the query but its ID and the
+ * case of its name. The lowercased name cannot hold a NUL (presentation form
+ * escapes it), so the NUL after it keeps the parts apart.
+ */
+function flightKey(query: Query, transport: Transport): string {
+  const { packet } = query;
+  return transport + query.qname + '\0' + packet.toString('latin1', 2, HEADER_LENGTH) + packet.toString('latin1', query.questionEnd - 4);
+}
+
 export class Forward {
   readonly config: ForwardConfig;
   readonly proxies: Proxy[];
   private readonly policy: Policy;
-  private concurrent = 0;
+  /** Walks under way, by flightKey: each is one question being asked upstream. */
+  private readonly flights = new Map<string, Promise<Outcome>>();
   private stopped = false;
-  private readonly limitExceeded: Error;
+  private readonly refused: Readonly<Reply>;
 
   constructor(config: ForwardConfig) {
     this.config = config;
     this.policy = policyFor(config.policy);
-    this.limitExceeded = new Error(`concurrent queries exceeded maximum ${config.maxConcurrent}`);
+    this.refused = Object.freeze(emptyReply(Rcode.REFUSED, 0, new Error(`concurrent queries exceeded maximum ${config.maxConcurrent}`)));
     this.proxies = config.upstreams.map((spec) => new Proxy(spec, {
       expireMs: config.expireMs,
       tls: config.tls,
@@ -49,9 +75,9 @@ export class Forward {
     return true;
   }
 
-  /** In-flight queries of this line (max_concurrent counts these). */
+  /** Questions this line is asking upstream now (max_concurrent counts these). */
   inFlight(): number {
-    return this.concurrent;
+    return this.flights.size;
   }
 
   /**
@@ -60,30 +86,48 @@ export class Forward {
    * may hand the query to.
    */
   serve(request: Request, next: Next, nextIsForward: boolean): Reply | Promise<Reply> {
-    if (!this.matches(request.query.qname)) return next(request);
-    const limit = this.config.maxConcurrent;
-    if (limit > 0 && this.concurrent >= limit) {
-      // Refused at once, never queued; not a health failure (users.md P3).
-      forwardMaxConcurrentRejects.inc();
-      return emptyReply(Rcode.REFUSED, 0, this.limitExceeded);
+    const { query } = request;
+    if (!this.matches(query.qname)) return next(request);
+    const key = flightKey(query, request.transport);
+    let flight = this.flights.get(key);
+    if (flight !== undefined) {
+      forwardCoalesced.inc();
+    } else {
+      const limit = this.config.maxConcurrent;
+      if (limit > 0 && this.flights.size >= limit) {
+        // Refused at once, never queued; not a health failure (users.md P3).
+        forwardMaxConcurrentRejects.inc();
+        return this.refused;
+      }
+      flight = this.walk(query, request.transport);
+      this.flights.set(key, flight);
+      // Registered before any waiter's: the question is off the table before the first reply goes out.
+      const landed = (): void => {
+        this.flights.delete(key);
+      };
+      void flight.then(landed, landed);
     }
-    this.concurrent++;
-    return this.forward(request, next, nextIsForward).finally(() => {
-      this.concurrent--;
+    return flight.then((outcome) => {
+      if (outcome instanceof Error) return emptyReply(Rcode.SERVFAIL, 0, outcome);
+      if (outcome.mismatch) return formErr;
+      if (nextIsForward && this.config.next.includes(outcome.rcode)) return next(request);
+      return outcome.reply;
     });
   }
 
-  private async forward(request: Request, next: Next, nextIsForward: boolean): Promise<Reply> {
+  /** Asks the upstreams in policy order until one answers or time runs out (FWD-5); never rejects. */
+  private async walk(query: Query, transport: Transport): Promise<Outcome> {
     const { config, proxies } = this;
-    const { query } = request;
     // FWD-6: the reply is read into max(client's size, 512); TCP clients take 64 KiB.
-    const bufSize = request.transport === 'tcp' ? TCP_MAX_SIZE : Math.max(query.edns?.udpSize ?? 0, UDP_MIN_SIZE);
+    const bufSize = transport === 'tcp' ? TCP_MAX_SIZE : Math.max(query.edns?.udpSize ?? 0, UDP_MIN_SIZE);
     const list = this.policy(proxies);
     const deadline = performance.now() + timing.overallTimeoutMs;
     let i = 0;
     let fails = 0;
     let lastError: Error | null = null;
     let roundStarted = performance.now();
+    // Upstreams that sent an unreadable reply to this question: asking them again would get the same.
+    let garbled: Set<Proxy> | null = null;
 
     while (deadline - performance.now() > MIN_TRY_MS && !this.stopped) {
       if (i >= list.length) {
@@ -97,6 +141,7 @@ export class Forward {
         if (deadline - performance.now() <= MIN_TRY_MS || this.stopped) break;
       }
       let proxy = list[i++]!;
+      if (garbled?.has(proxy)) continue;
       if (proxy.down(config.maxFails)) {
         fails++;
         if (fails < proxies.length) continue;
@@ -107,40 +152,40 @@ export class Forward {
       }
 
       let forceTcp = config.forceTcp;
-      let result: ExchangeResult;
       // A try the deadline cuts short says little about the upstream: its error does not replace an earlier one.
       const cutShort = deadline - performance.now() < timing.readTimeoutMs;
       try {
         for (;;) {
-          result = await proxy.exchange(query, this.proto(proxy, request, forceTcp), bufSize, deadline);
+          const result = await proxy.exchange(query, this.proto(proxy, transport, forceTcp), bufSize, deadline);
           // prefer_udp: a truncated UDP reply is retried over TCP on the same upstream (FWD-8).
           if (result.truncated && config.preferUdp && !forceTcp && !proxy.isTls) {
             forceTcp = true;
             continue;
           }
-          break;
+          return result;
         }
       } catch (error) {
         if (lastError === null || !cutShort) lastError = error instanceof Error ? error : new Error(String(error));
         // FWD-9: a failed query starts health checking of that upstream.
         if (config.maxFails !== 0) proxy.healthcheck();
+        if (error instanceof MalformedReply) {
+          garbled ??= new Set();
+          garbled.add(proxy);
+          if (garbled.size === proxies.length) break;
+        }
         if (fails < proxies.length) continue;
         break;
       }
-
-      if (result.mismatch) return formErr;
-      if (nextIsForward && config.next.includes(result.rcode)) return next(request);
-      return result.reply;
     }
-    return emptyReply(Rcode.SERVFAIL, 0, lastError ?? noHealthy);
+    return lastError ?? noHealthy;
   }
 
   /** FWD-6: the client's transport unless force_tcp / prefer_udp; TLS upstreams always TLS. */
-  private proto(proxy: Proxy, request: Request, forceTcp: boolean): Proto {
+  private proto(proxy: Proxy, transport: Transport, forceTcp: boolean): Proto {
     if (proxy.isTls) return 'tcp-tls';
     if (forceTcp) return 'tcp';
     if (this.config.preferUdp) return 'udp';
-    return request.transport;
+    return transport;
   }
 
   stop(): void {

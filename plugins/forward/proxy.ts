@@ -54,10 +54,22 @@ export type Proto = 'udp' | 'tcp' | 'tcp-tls';
 /** An I/O failure talking to the upstream; the message reads like Go's net errors (ERR-2). */
 export class UpstreamError extends Error {
   constructor(message: string) {
+    // One per failed try, thousands a second while an upstream is dead: no stack
+    // trace, which nothing reads and which costs time and memory to capture.
+    const stackTraceLimit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message);
+    Error.stackTraceLimit = stackTraceLimit;
     this.name = 'UpstreamError';
   }
 }
+
+/**
+ * A reply under the query's ID that cannot be parsed: the try fails at once
+ * (as in CoreDNS) instead of waiting out the read timeout, and this upstream
+ * is not asked the same question again by the same walk.
+ */
+export class MalformedReply extends UpstreamError {}
 
 /** A cached TCP connection the upstream had closed: retried at once on a new one. */
 class CachedClosed extends Error {}
@@ -123,17 +135,19 @@ function truncatedResult(flags: number, rcode: number): ExchangeResult {
 
 /**
  * Judges a datagram that carries a pending query's ID. Returns null to ignore
- * it (keep waiting): not a response, unreadable, or another question.
+ * it (keep waiting): not a response, or another question (a late reply to an
+ * earlier query that had the same ID, or a forgery). A reply that cannot be
+ * parsed at all fails the try (MalformedReply).
  */
-function judgeDatagram(packet: Buffer, query: Query, bufSize: number): ExchangeResult | null {
+function judgeDatagram(packet: Buffer, query: Query, bufSize: number): ExchangeResult | Error | null {
   const flags = packet.readUInt16BE(2);
   if ((flags & Flag.QR) === 0) return null;
   if (packet.length > bufSize) return truncatedIfOurs(packet, query);
   let message;
   try {
     message = decodeMessage(packet);
-  } catch {
-    return flags & Flag.TC ? truncatedIfOurs(packet, query) : null;
+  } catch (error) {
+    return flags & Flag.TC ? truncatedIfOurs(packet, query) : malformed(error);
   }
   if (!questionMatches(message.question, query)) return null;
   return {
@@ -144,13 +158,18 @@ function judgeDatagram(packet: Buffer, query: Query, bufSize: number): ExchangeR
   };
 }
 
-function truncatedIfOurs(packet: Buffer, query: Query): ExchangeResult | null {
+function truncatedIfOurs(packet: Buffer, query: Query): ExchangeResult | Error | null {
+  let head;
   try {
-    const head = decodeQuestion(packet);
-    return questionMatches(head.question, query) ? truncatedResult(head.flags, head.rcode) : null;
-  } catch {
-    return null;
+    head = decodeQuestion(packet);
+  } catch (error) {
+    return malformed(error);
   }
+  return questionMatches(head.question, query) ? truncatedResult(head.flags, head.rcode) : null;
+}
+
+function malformed(error: unknown): MalformedReply {
+  return new MalformedReply(`dns: ${error instanceof Error ? error.message : String(error)}`);
 }
 
 interface UdpWaiter {
@@ -166,6 +185,8 @@ class UdpConn {
   local = '?';
   idleSince = Date.now();
   closed = false;
+  /** `ready` has resolved: queries are sent without waiting on it. */
+  connected = false;
 
   constructor(spec: UpstreamSpec, onError: (conn: UdpConn, error: Error) => void) {
     this.socket = dgram.createSocket(net.isIPv6(spec.host.split('%')[0]!) ? 'udp6' : 'udp4');
@@ -177,6 +198,7 @@ class UdpConn {
         const local = this.socket.address();
         this.local = hostPort(local.address, local.port);
         this.socket.on('error', (error) => onError(this, error));
+        this.connected = true;
         resolve();
       });
     });
@@ -270,7 +292,7 @@ class StreamConn {
   }
 
   private frame(frame: Buffer): void {
-    if (frame.length < HEADER_LENGTH) return this.fail(new UpstreamError(`read tcp ${this.local}->${this.remote}: dns: short message of ${frame.length} bytes`));
+    if (frame.length < HEADER_LENGTH) return this.fail(new MalformedReply(`read tcp ${this.local}->${this.remote}: dns: short message of ${frame.length} bytes`));
     const id = frame.readUInt16BE(0);
     const waiter = this.waiters.get(id);
     if (!waiter) return; // out of order or late: skipped, as CoreDNS does
@@ -278,7 +300,7 @@ class StreamConn {
     try {
       message = decodeMessage(frame);
     } catch (error) {
-      return this.fail(new UpstreamError(`dns: ${(error as Error).message}`));
+      return this.fail(malformed(error));
     }
     this.waiters.delete(id);
     const mismatch = (message.flags & Flag.QR) === 0 || !questionMatches(message.question, waiter.query);
@@ -347,19 +369,21 @@ export class Proxy {
    * timeout and the query's deadline. Throws UpstreamError on I/O failure or
    * timeout.
    */
-  async exchange(query: Query, proto: Proto, bufSize: number, deadline: number): Promise<ExchangeResult> {
+  exchange(query: Query, proto: Proto, bufSize: number, deadline: number): Promise<ExchangeResult> {
     const started = performance.now();
+    // UDP, the common case, without an async frame of its own: less to keep per query in flight.
+    if (proto === 'udp') return this.exchangeUdp(query, bufSize, deadline, started);
+    return this.exchangeOverStream(query, proto, deadline, started);
+  }
+
+  private async exchangeOverStream(query: Query, proto: Proto, deadline: number, started: number): Promise<ExchangeResult> {
     let result: ExchangeResult;
-    if (proto === 'udp') {
-      result = await this.exchangeUdp(query, bufSize, deadline);
-    } else {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          result = await this.exchangeStream(query, proto, deadline, attempt > 0);
-          break;
-        } catch (error) {
-          if (!(error instanceof CachedClosed) || attempt > 2) throw error instanceof CachedClosed ? new UpstreamError('EOF') : error;
-        }
+    for (let attempt = 0; ; attempt++) {
+      try {
+        result = await this.exchangeStream(query, proto, deadline, attempt > 0);
+        break;
+      } catch (error) {
+        if (!(error instanceof CachedClosed) || attempt > 2) throw error instanceof CachedClosed ? new UpstreamError('EOF') : error;
       }
     }
     this.metrics.reply(result.rcode, (performance.now() - started) / 1000);
@@ -408,17 +432,24 @@ export class Proxy {
     if (index !== -1) this.udpConns.splice(index, 1);
   }
 
-  private async exchangeUdp(query: Query, bufSize: number, deadline: number): Promise<ExchangeResult> {
-    if (this.stopped) throw new UpstreamError('proxy: transport stopped');
+  private exchangeUdp(query: Query, bufSize: number, deadline: number, started: number): Promise<ExchangeResult> {
+    if (this.stopped) return Promise.reject(new UpstreamError('proxy: transport stopped'));
     const conn = this.udpConn();
-    try {
-      await conn.ready;
-    } catch (error) {
-      this.dropUdp(conn);
-      throw new UpstreamError(`dial udp ${this.addr}: ${describe(error)}`);
+    if (!conn.connected) {
+      return conn.ready.then(
+        () => this.sendUdp(conn, query, bufSize, deadline, started),
+        (error: unknown) => {
+          this.dropUdp(conn);
+          throw new UpstreamError(`dial udp ${this.addr}: ${describe(error)}`);
+        },
+      );
     }
-    if (conn.closed) throw new UpstreamError(`read udp ${conn.local}->${this.addr}: use of closed network connection`);
-    if (conn.pending.size >= MAX_IDS_IN_USE) throw new UpstreamError(`write udp ${conn.local}->${this.addr}: too many queries in flight`);
+    return this.sendUdp(conn, query, bufSize, deadline, started);
+  }
+
+  private sendUdp(conn: UdpConn, query: Query, bufSize: number, deadline: number, started: number): Promise<ExchangeResult> {
+    if (conn.closed) return Promise.reject(new UpstreamError(`read udp ${conn.local}->${this.addr}: use of closed network connection`));
+    if (conn.pending.size >= MAX_IDS_IN_USE) return Promise.reject(new UpstreamError(`write udp ${conn.local}->${this.addr}: too many queries in flight`));
     let id = randomId();
     while (conn.pending.has(id)) id = randomId();
     const packet = Buffer.from(query.packet);
@@ -433,8 +464,12 @@ export class Proxy {
           conn.idleSince = Date.now();
           if (this.options.expireMs === 0) this.dropUdp(conn);
         }
-        if (outcome instanceof Error) reject(outcome);
-        else resolve(outcome);
+        if (outcome instanceof Error) {
+          reject(outcome);
+        } else {
+          this.metrics.reply(outcome.rcode, (performance.now() - started) / 1000);
+          resolve(outcome);
+        }
       };
       const waiter: UdpWaiter = { query, bufSize, settle };
       const timer = setTimeout(() => settle(new UpstreamError(`read udp ${conn.local}->${this.addr}: i/o timeout`)), timeout);

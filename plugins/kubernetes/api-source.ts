@@ -38,8 +38,13 @@
 //     commit, so records that still exist are never absent in between, and
 //     deleted ones disappear
 //   any other error → keep serving what the store has; retry after a backoff
-//     of 0.5 s doubling to 30 s (reset once a list succeeds or a watch has
-//     lasted or delivered events), from rv when there is one
+//     of 0.5 s doubling to 30 s when the API server answered with an error
+//     status, but at most 1 s when it did not answer at all (connection
+//     refused or reset, timeout), so that a restarted API server is seen
+//     within a second, not after the 16-30 s a doubled backoff has reached by
+//     then (issue 14: 14 s after a 20 s outage; CoreDNS took 0.55 s); reset once
+//     a list succeeds or a watch has lasted or delivered events, and when the
+//     failure changes from one kind to the other; from rv when there is one
 // markSynced() is called once every resource has completed its first list.
 //
 // Metrics (metrics.ts): every list page and watch request is counted and
@@ -95,6 +100,11 @@ export interface ApiSourceTuning {
   backoffBaseMs: number;
   /** Retry delays double up to this. */
   backoffMaxMs: number;
+  /**
+   * ... but only up to this while the API server does not answer at all (a
+   * refused connection costs it nothing; an error status is its own answer).
+   */
+  unreachableBackoffMaxMs: number;
   /** Random extra delay, as a fraction of the delay (spreads replicas out). */
   jitter: number;
   /** Items per list page (limit). */
@@ -123,6 +133,8 @@ export interface ApiSourceTuning {
 export const DEFAULT_TUNING: ApiSourceTuning = {
   backoffBaseMs: 500,
   backoffMaxMs: 30_000,
+  // With the 10% jitter, at most 0.99 s between tries.
+  unreachableBackoffMaxMs: 900,
   jitter: 0.1,
   pageSize: 500,
   compactAfterRecords: 1000,
@@ -272,6 +284,8 @@ class Reflector {
   retryAt = 0;
   lastListCount = 0;
   private failures = 0;
+  /** What the failures being counted were: the API server answered with an error, or did not answer. */
+  private failureKind: 'status' | 'unreachable' = 'status';
   private listAbort: AbortController | null = null;
   private interrupt: (() => void) | null = null;
 
@@ -325,15 +339,19 @@ class Reflector {
     this.interrupt?.();
   }
 
-  private nextDelay(): number {
-    const { backoffBaseMs, backoffMaxMs, jitter } = this.source.tuning;
+  private nextDelay(kind: 'status' | 'unreachable' = 'status'): number {
+    const { backoffBaseMs, backoffMaxMs, unreachableBackoffMaxMs, jitter } = this.source.tuning;
+    if (kind !== this.failureKind) this.failures = 0;
+    this.failureKind = kind;
     this.failures++;
-    const base = Math.min(backoffBaseMs * 2 ** (this.failures - 1), backoffMaxMs);
+    const cap = kind === 'unreachable' ? Math.min(unreachableBackoffMaxMs, backoffMaxMs) : backoffMaxMs;
+    const base = Math.min(backoffBaseMs * 2 ** (this.failures - 1), cap);
     return Math.round(base * (1 + Math.random() * jitter));
   }
 
   private async fail(op: 'list' | 'watch', err: unknown, quiet = false): Promise<void> {
-    const delay = this.nextDelay();
+    // No HTTP status: the request never got an answer (refused, reset, timed out).
+    const delay = this.nextDelay(statusCodeOf(err) === null ? 'unreachable' : 'status');
     this.connected = false;
     this.lastError = `${op} ${this.spec.resource}: ${describeError(err)}`;
     this.retryAt = Date.now() + delay;

@@ -143,6 +143,25 @@ describe('KP-25/P13: the API server goes away', () => {
     expect(warnings(), 'one warning per outage').toHaveLength(1);
   });
 
+  test('KP-22/KP-25: after a 4 s outage, a Service created as the API server comes back is answered within 2 s; answers never stopped meanwhile', async () => {
+    const api = await cluster();
+    const { port } = await startDns(plainCorefile(api));
+    await api.waitForWatches(3);
+    await sleep(1000);
+    const polling = await pollers(port);
+
+    await api.stop();
+    // Long enough for a doubling backoff (0.5, 1, 2, 4 s) to overshoot the restart by seconds.
+    await sleep(4000);
+    expect(data(await ask(port, KEEP))).toEqual(['10.96.20.1']);
+    await api.restart();
+    const restarted = Date.now();
+    api.add(clusterIPService('demo', 'late', '10.96.20.10'));
+    await answersWithin(port, 'late.demo.svc.cluster.local', 'A', is.answer('10.96.20.10'), 2000);
+    expect(Date.now() - restarted).toBeLessThan(2000);
+    await polling.stop();
+  });
+
   test('KP-25/P13: API server answering 503: answers keep coming, the warning names the status; recovery picks up what changed', async () => {
     const api = await cluster();
     const { port } = await startDns(plainCorefile(api));
