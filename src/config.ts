@@ -8,13 +8,13 @@ import { CorefileError, type Directive, type ServerBlockSource, type ZoneAddress
 import { buildChain } from './chain.ts';
 import { createLogger, processLog, writeLog, type LogSink } from './log.ts';
 import type { MemoryCluster } from '../plugins/kubernetes/memory-source.ts';
-import type { BlockContext, Handler, Next, PluginInstance, ServerSettings } from './plugin.ts';
+import type { BlockContext, Handler, Next, PluginEntry, ServerSettings } from './plugin.ts';
 import { ANY_CLASS_PLUGINS, builtinPlugins, type PluginRegistry } from './registry.ts';
 
 export interface BlockPlan {
   context: BlockContext;
   /** Plugin instances in registry order (setup-only ones included). */
-  plugins: { name: string; instance: PluginInstance }[];
+  plugins: PluginEntry[];
   /** The query chain; null for a block with no directives (answers REFUSED, CF-14). */
   chain: Next | null;
   /** True when a plugin that serves other classes is loaded (WIRE-6). */
@@ -114,7 +114,7 @@ function planBlock(directives: Directive[], addresses: ZoneAddress[], corefile: 
     const definition = registry.definition(name)!;
     const config = definition.parse(occurrences, context);
     const instance = definition.create(config, context, createLogger(name, log));
-    plugins.push({ name, instance });
+    plugins.push({ name, instance, directive: occurrences[0]!.name });
     if (instance.serve) handlers.push(instance.serve);
   }
   return {

@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { parseArgs, UsageError, USAGE, watchNpmLauncher, type CliOptions } from './cli.ts';
 import { parseConfig } from './config.ts';
-import { writeLog } from './log.ts';
+import { quietLog, writeLog } from './log.ts';
 import { builtinPlugins } from './registry.ts';
 import { Supervisor, type CorefileInput } from './supervisor.ts';
 import { VERSION } from './version.ts';
@@ -19,10 +19,19 @@ export function corefileLoader(options: CliOptions): () => CorefileInput {
     const input = read();
     // A Corefile with no server block (empty, or only comments) gets CoreDNS's default too, at start
     // and at reload, as CoreDNS 1.11.3 does; the warning says why whoami answers.
-    if (input.file === 'default' || parseConfig(input.text, input.file, { dnsPort: options.dnsPort }).length > 0) return input;
+    if (input.file === 'default' || !hasNoServerBlocks(input, options.dnsPort)) return input;
     writeLog('WARNING', `${input.file} has no server blocks: serving the default configuration (whoami and log on .:${options.dnsPort}), as CoreDNS does`);
     return defaultCorefile(options.dnsPort);
   };
+}
+
+/** True for an empty or comment-only Corefile; one that does not parse is the supervisor's to report. */
+function hasNoServerBlocks(input: CorefileInput, dnsPort: number): boolean {
+  try {
+    return parseConfig(input.text, input.file, { dnsPort, log: quietLog }).length === 0;
+  } catch {
+    return false;
+  }
 }
 
 function corefileReader(options: CliOptions): () => CorefileInput {

@@ -4,7 +4,7 @@
 // into a typed config (throwing CorefileError with file and line), `create`
 // builds the instance once per server block, and only `serve` runs per query.
 
-import type { Directive, ZoneAddress } from './corefile/types.ts';
+import type { Directive, Token, ZoneAddress } from './corefile/types.ts';
 import type { Logger, LogSink } from './log.ts';
 import type { MemoryCluster } from '../plugins/kubernetes/memory-source.ts';
 import type { Query } from './wire/query.ts';
@@ -74,6 +74,13 @@ export interface ListeningAddress {
   port: number;
 }
 
+/** A plugin set up in a block, with the Corefile line that named it (for errors at start). */
+export interface PluginEntry {
+  name: string;
+  instance: PluginInstance;
+  directive: Token;
+}
+
 /** What a plugin knows about the server block it is set up in. */
 export interface BlockContext {
   /** The block's zones, canonical, in key order (CIDR keys expanded). */
@@ -90,7 +97,7 @@ export interface BlockContext {
    */
   readonly authorities: Authority[];
   /** Every plugin instance of the block, filled as they are created (ready reads it). */
-  readonly plugins: { name: string; instance: PluginInstance }[];
+  readonly plugins: PluginEntry[];
   /** Process-wide settings some setup-only plugins make; shared by all blocks. */
   readonly settings: ServerSettings;
   /** Where this server's log lines go (parse-time warnings use it; create gets a Logger on it). */

@@ -377,15 +377,21 @@ export class DnsServer {
  * line of the server block key asking for it.
  */
 function listenError(listener: ListenerPlan, transport: Transport, error: unknown): Error {
+  const hostPort = listener.label.slice('dns://'.length);
+  const key = [...listener.zones.values()].flatMap((block) => block.context.addresses).find((address) => address.port === listener.port)?.key;
+  const where = key ? `${key.file}:${key.line} - server block '${key.text}': ` : '';
+  const code = (error as NodeJS.ErrnoException).code;
+  return Object.assign(new Error(`${where}${goListenError(transport, hostPort, error)}`, { cause: error }), { code });
+}
+
+/** `listen tcp :8080: bind: address already in use`: a failed listen as Go, and so CoreDNS, says it. */
+export function goListenError(transport: string, hostPort: string, error: unknown): string {
   const code = (error as NodeJS.ErrnoException).code;
   const reason = code === 'EADDRINUSE' ? 'bind: address already in use'
     : code === 'EACCES' ? 'bind: permission denied'
     : code === 'EADDRNOTAVAIL' ? 'bind: cannot assign requested address'
     : (error as Error).message;
-  const hostPort = listener.label.slice('dns://'.length);
-  const key = [...listener.zones.values()].flatMap((block) => block.context.addresses).find((address) => address.port === listener.port)?.key;
-  const where = key ? `${key.file}:${key.line} - server block '${key.text}': ` : '';
-  return Object.assign(new Error(`${where}listen ${transport} ${hostPort}: ${reason}`, { cause: error }), { code });
+  return `listen ${transport} ${hostPort}: ${reason}`;
 }
 
 /** An IPv4 client on a dual-stack socket shows as ::ffff:a.b.c.d; logs and answers use a.b.c.d. */

@@ -105,6 +105,31 @@ describe('Corefile errors exit non-zero with file:line (CF-14, CF-25)', () => {
     }
   });
 
+  it('HEALTH-1: a health, ready or prometheus port already in use is fatal, naming the plugin and its Corefile line', async () => {
+    const net = await import('node:net');
+    const holder = net.createServer();
+    const taken = await new Promise<number>((resolve) => holder.listen(0, '127.0.0.1', () => resolve((holder.address() as { port: number }).port)));
+    try {
+      const dir = tempDir();
+      const corefile = join(dir, 'Corefile');
+      for (const [plugin, line] of [['health', 3], ['ready', 4], ['prometheus', 5]] as const) {
+        const addresses = { health: `127.0.0.1:${await freePort()}`, ready: `127.0.0.1:${await freePort()}`, prometheus: `127.0.0.1:${await freePort()}`, [plugin]: `127.0.0.1:${taken}` };
+        writeFileSync(corefile, `.:${await freePort()} {
+ whoami
+ health ${addresses.health}
+ ready ${addresses.ready}
+ prometheus ${addresses.prometheus}
+}
+`);
+        const result = await runCli(['-conf', corefile]);
+        expect(result.code, plugin).toBe(1);
+        expect(result.stderr).toBe(`[FATAL] ${corefile}:${line} - plugin/${plugin}: listen tcp 127.0.0.1:${taken}: bind: address already in use\n`);
+      }
+    } finally {
+      holder.close();
+    }
+  });
+
   it('CF-14: a manifests path that does not exist is a setup error naming the Corefile line and the plugin', async () => {
     const dir = tempDir();
     const corefile = join(dir, 'Corefile');

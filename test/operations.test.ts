@@ -112,7 +112,8 @@ describe('ready (READY-1..3)', () => {
     const plan = planFromCorefile(`. {\n ready 127.0.0.1:${port}\n whoami\n}\n`, 'Corefile', { dnsPort: 0 });
     let synced = false;
     // A stand-in for a plugin that reports readiness, such as kubernetes before its first sync.
-    plan.blocks[0]!.plugins.push({ name: 'kubernetes', instance: { ready: () => synced } }, { name: 'erratic', instance: { ready: () => synced } });
+    const directive = plan.blocks[0]!.plugins[0]!.directive;
+    plan.blocks[0]!.plugins.push({ name: 'kubernetes', instance: { ready: () => synced }, directive }, { name: 'erratic', instance: { ready: () => synced }, directive });
     await startPlugins(plan);
     try {
       expect(await get(port, '/ready')).toEqual({ status: 503, body: 'erratic,kubernetes' });

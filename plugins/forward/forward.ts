@@ -14,7 +14,7 @@
 
 import { forwardCoalesced, forwardHealthcheckBroken, forwardMaxConcurrentRejects } from '../../src/metrics.ts';
 import type { Next, Request, Transport } from '../../src/plugin.ts';
-import { HEADER_LENGTH, Rcode, TCP_MAX_SIZE, UDP_MIN_SIZE } from '../../src/wire/constants.ts';
+import { HEADER_LENGTH, Rcode, TCP_MAX_SIZE, Type, UDP_MIN_SIZE } from '../../src/wire/constants.ts';
 import { emptyReply, type Reply } from '../../src/wire/message.ts';
 import { isSubdomain } from '../../src/wire/names.ts';
 import { policyFor, type Policy } from './policy.ts';
@@ -39,8 +39,13 @@ type Outcome = ExchangeResult | Error;
  */
 function flightKey(query: Query, transport: Transport): string {
   const { packet } = query;
-  return transport + query.qname + '\0' + packet.toString('latin1', 2, HEADER_LENGTH) + packet.toString('latin1', query.questionEnd - 4);
+  const key = transport + query.qname + '\0' + packet.toString('latin1', 2, HEADER_LENGTH) + packet.toString('latin1', query.questionEnd - 4);
+  // The loop plugin's probe (HINFO for a random name) must come back through a loop as a new
+  // question each time, or it would wait for itself and the loop would never be seen (LOOP-3).
+  return query.qtype === Type.HINFO ? `${key}\0${uncoalesced++}` : key;
 }
+
+let uncoalesced = 0;
 
 export class Forward {
   readonly config: ForwardConfig;
