@@ -22,21 +22,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import dnsPacket, { type Packet } from 'dns-packet';
 import { TestUpstream } from '../test/support/upstreams.ts';
+import { random as seededRandom } from './synthetic.ts';
 import { freePort, rssBytes, stop } from './tools.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-
-/** mulberry32: small, fast and reproducible from one 32-bit seed. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Random = () => number;
 const pick = <T>(random: Random, items: readonly T[]): T => items[Math.floor(random() * items.length)]!;

@@ -6,35 +6,22 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { seededRandom } from '../bench/fuzz.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { random as seededRandom } from '../bench/synthetic.ts';
 import { planFromCorefile } from '../src/config.ts';
 import { CorefileError } from '../src/corefile/types.ts';
-import { setLogSink } from '../src/log.ts';
-import { queryUdp, startServer, type RunningServer } from './support/dns.ts';
+import { queryUdp } from './support/dns.ts';
+import { useFixture } from './support/fixture.ts';
 import { runCli } from './support/process.ts';
 
 const EXAMPLES = path.resolve(import.meta.dirname, '../examples/cluster');
+const fixture = useFixture();
 let dir = '';
-let running: RunningServer | null = null;
-let restoreLog: ((line: string) => void) | null = null;
 
 beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'clusterdns-fuzz-config-'));
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-afterEach(async () => {
-  await running?.stop();
-  running = null;
-  if (restoreLog) setLogSink(restoreLog);
-  restoreLog = null;
-});
-
-function captureLog(): string[] {
-  const lines: string[] = [];
-  restoreLog ??= setLogSink((line) => lines.push(line));
-  return lines;
-}
 
 /**
  * A Corefile plans, or fails with a CorefileError naming the file and a line,
@@ -198,21 +185,18 @@ describe('malformed manifests', () => {
 
   async function startWithGarbage(text: string): Promise<{ failure: Error | null; lines: string[] }> {
     const { corefile } = cluster(text);
-    const lines = captureLog();
-    const failure = await startServer(corefile).then((server) => {
-      running = server;
-      return null;
-    }, (error: Error) => error);
+    const lines = fixture.captureLog();
+    const failure = await fixture.serve(corefile).then(() => null, (error: Error) => error);
     return { failure, lines };
   }
 
   async function editToGarbage(text: string): Promise<string[]> {
     const { dir: copy, corefile } = cluster(null);
-    const lines = captureLog();
-    running = await startServer(corefile);
+    const lines = fixture.captureLog();
+    const port = await fixture.serve(corefile);
     fs.writeFileSync(path.join(copy, 'zz-garbage.yaml'), text);
     await new Promise((resolve) => setTimeout(resolve, 400));
-    const reply = await queryUdp(running.port, 'web.demo.svc.cluster.local');
+    const reply = await queryUdp(port, 'web.demo.svc.cluster.local');
     expect(reply.rcode).toBe('NOERROR');
     expect((reply.answers ?? []).map((record) => (record as { data: unknown }).data)).toEqual(['10.96.100.10']);
     return lines;
@@ -248,12 +232,12 @@ describe('malformed hosts files', () => {
     it(`${what}: served around, at start and as an edit`, async () => {
       const file = path.join(dir, `hosts-${what.replaceAll(' ', '-')}`);
       fs.writeFileSync(file, text);
-      const lines = captureLog();
-      running = await startServer(`example:0 {\n    hosts ${file} {\n        10.0.0.9 inline.example\n        reload 100ms\n    }\n}\n`);
-      expect((await queryUdp(running.port, 'inline.example')).rcode).toBe('NOERROR');
+      const lines = fixture.captureLog();
+      const port = await fixture.serve(`example:0 {\n    hosts ${file} {\n        10.0.0.9 inline.example\n        reload 100ms\n    }\n}\n`);
+      expect((await queryUdp(port, 'inline.example')).rcode).toBe('NOERROR');
       fs.writeFileSync(file, `10.0.0.7 good.example\n${text}`);
       await new Promise((resolve) => setTimeout(resolve, 400));
-      const reply = await queryUdp(running.port, 'good.example');
+      const reply = await queryUdp(port, 'good.example');
       expect((reply.answers ?? []).map((record) => (record as { data: unknown }).data)).toEqual(['10.0.0.7']);
       expect(lines.filter((line) => line.startsWith('[ERROR]')).filter((line) => !line.includes(file))).toEqual([]);
     });
