@@ -4,6 +4,8 @@
 // 1.29–1.32 clusters run: the chain is built in this order whatever the order
 // of the Corefile (CF-15). Names CoreDNS knows but clusterdns does not
 // implement are recognised, so the error says "not supported", not "unknown".
+// One external plugin is in the list: rrl, where its plugin.cfg.yaml puts it
+// (before acl), so it sees every answer, cached ones included.
 
 import type { PluginDefinition } from './plugin.ts';
 import bind from '../plugins/bind/index.ts';
@@ -20,18 +22,19 @@ import loop from '../plugins/loop/index.ts';
 import prometheus from '../plugins/prometheus/index.ts';
 import ready from '../plugins/ready/index.ts';
 import reload from '../plugins/reload/index.ts';
+import rrl from '../plugins/rrl/index.ts';
 import whoami from '../plugins/whoami/index.ts';
 
 export const PLUGIN_ORDER: readonly string[] = [
   'metadata', 'geoip', 'cancel', 'tls', 'timeouts', 'reload', 'nsid', 'bufsize', 'root', 'bind', 'debug',
-  'trace', 'ready', 'health', 'pprof', 'prometheus', 'errors', 'log', 'dnstap', 'local', 'dns64', 'acl',
+  'trace', 'ready', 'health', 'pprof', 'prometheus', 'errors', 'log', 'dnstap', 'local', 'dns64', 'rrl', 'acl',
   'any', 'chaos', 'loadbalance', 'tsig', 'cache', 'rewrite', 'header', 'dnssec', 'autopath', 'minimal',
   'template', 'transfer', 'hosts', 'route53', 'azure', 'clouddns', 'k8s_external', 'kubernetes', 'file',
   'auto', 'secondary', 'etcd', 'loop', 'forward', 'grpc', 'erratic', 'whoami', 'on', 'sign', 'view',
 ];
 
 const implemented: readonly PluginDefinition<any>[] = [
-  bind, cache, errors, file, forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, whoami,
+  bind, cache, errors, file, forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, rrl, whoami,
 ];
 
 /** Where an embedding program puts its own plugin in the chain: next to a plugin of the order. */

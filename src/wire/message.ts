@@ -114,6 +114,21 @@ const servfail = Object.freeze(emptyReply(Rcode.SERVFAIL));
 /** Shared replies for the server's own answers; never mutated. */
 export const ServerReply = { REFUSED: refused, SERVFAIL: servfail } as const;
 
+/**
+ * Replies that send nothing back: rrl drops a response or a request this way.
+ * The chain sees NOERROR and, for the errors plugin, why (as CoreDNS's rrl
+ * returns success and an error without writing).
+ */
+export const SilentReply = {
+  RESPONSE_DROPPED: Object.freeze(emptyReply(Rcode.NOERROR, 0, new Error('response rate exceeded the limit'))),
+  REQUEST_DROPPED: Object.freeze(emptyReply(Rcode.NOERROR, 0, new Error('query rate exceeded the limit'))),
+} as const;
+
+/** Two identity checks: the server asks this of every reply. */
+export function isSilent(reply: Reply): boolean {
+  return reply === SilentReply.RESPONSE_DROPPED || reply === SilentReply.REQUEST_DROPPED;
+}
+
 class BodyWriter {
   buffer = Buffer.allocUnsafe(512);
   length = 0;

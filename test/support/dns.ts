@@ -91,9 +91,9 @@ export function sendUdp(port: number, message: Buffer, timeoutMs = 3000, host = 
   });
 }
 
-/** Opens a TCP connection; `send` frames messages, `replies` collects framed replies. */
-export async function openTcp(port: number, host = '127.0.0.1') {
-  const socket = net.connect({ port, host });
+/** Opens a TCP connection (from `localAddress` when given); `send` frames messages, `replies` collects framed replies. */
+export async function openTcp(port: number, host = '127.0.0.1', localAddress?: string) {
+  const socket = net.connect({ port, host, localAddress });
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', resolve);
     socket.once('error', reject);
