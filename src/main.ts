@@ -138,15 +138,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`[FATAL] ${error instanceof Error ? error.message : String(error)}\n`);
     return 1;
   }
-  // The pidfile first: whoever sees the banner may look for it at once.
-  if (options.pidfile && !isWorker()) writePidfile(options.pidfile);
-  if (!options.quiet) process.stdout.write(banner(supervisor) + '\n');
-
   // RELOAD-5: USR1 reloads, HUP is ignored, TERM and INT shut down (a second INT exits at once), QUIT exits.
+  // Handlers go in before the pidfile and the banner: whoever sees those may signal at once.
   process.on('SIGUSR1', () => void supervisor.reload());
   process.on('SIGHUP', () => {});
   process.on('SIGQUIT', () => process.exit(1));
-  return new Promise<number>((resolveExit) => {
+  const exited = new Promise<number>((resolveExit) => {
     let stopping = false;
     const shutdown = (signal: NodeJS.Signals) => {
       if (stopping) {
@@ -160,4 +157,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.on('SIGTERM', shutdown);
     process.on('SIGINT', shutdown);
   });
+  if (options.pidfile && !isWorker()) writePidfile(options.pidfile);
+  if (!options.quiet) process.stdout.write(banner(supervisor) + '\n');
+  return exited;
 }
