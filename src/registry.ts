@@ -8,6 +8,7 @@
 // (before acl), so it sees every answer, cached ones included.
 
 import type { PluginDefinition } from './plugin.ts';
+import autopath from '../plugins/autopath/index.ts';
 import bind from '../plugins/bind/index.ts';
 import cache from '../plugins/cache/index.ts';
 import errors from '../plugins/errors/index.ts';
@@ -15,6 +16,7 @@ import file from '../plugins/file/index.ts';
 import forward from '../plugins/forward/index.ts';
 import health from '../plugins/health/index.ts';
 import hosts from '../plugins/hosts/index.ts';
+import k8sExternal from '../plugins/k8s_external/index.ts';
 import kubernetes from '../plugins/kubernetes/index.ts';
 import loadbalance from '../plugins/loadbalance/index.ts';
 import log from '../plugins/log/index.ts';
@@ -34,7 +36,7 @@ export const PLUGIN_ORDER: readonly string[] = [
 ];
 
 const implemented: readonly PluginDefinition<any>[] = [
-  bind, cache, errors, file, forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, rrl, whoami,
+  autopath, bind, cache, errors, file, forward, health, hosts, k8sExternal, kubernetes, loadbalance, log, loop, prometheus, ready, reload, rrl, whoami,
 ];
 
 /** Where an embedding program puts its own plugin in the chain: next to a plugin of the order. */

@@ -44,7 +44,7 @@ describe('flags (CF-21)', () => {
     const listed = result.stdout.split('\n').filter((line) => line.startsWith('  dns.'));
     for (const name of ['bind', 'errors', 'log', 'whoami']) expect(listed).toContain(`  dns.${name}`);
     expect(listed).toEqual([...listed].sort());
-    expect(result.stdout).toMatch(/^Server types:\n {2}dns\n\nCaddyfile loaders:\n {2}flag\n {2}default\n\nOther plugins:\n {2}dns\.bind\n/);
+    expect(result.stdout).toMatch(/^Server types:\n {2}dns\n\nCaddyfile loaders:\n {2}flag\n {2}default\n\nOther plugins:\n {2}dns\.\w+\n/);
     expect(result.stdout).toMatch(
       new RegExp(`\\n {2}dns\\.whoami\\n\\nThe list above is sorted by name\\. The order plugins run in, whatever their order in the Corefile:\\n {2}${builtinPlugins.implemented().join(' ')}\\n$`),
     );

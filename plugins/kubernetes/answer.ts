@@ -64,22 +64,22 @@ type Piece = ResourceRecord | Chase;
 
 const noItems: readonly Item[] = Object.freeze([]);
 /** A Service or slice without ports acts as one unnamed port -1 (CoreDNS's sentinel). */
-const NO_PORTS: readonly ServicePort[] = Object.freeze([Object.freeze({ name: '', protocol: '', port: -1 })]);
+export const NO_PORTS: readonly ServicePort[] = Object.freeze([Object.freeze({ name: '', protocol: '', port: -1 })]);
 
 /** `name` relative to `zone` without the joining dot; `name` must be at or below `zone`. */
-function relative(name: string, zone: string): string {
+export function relative(name: string, zone: string): string {
   if (name.length === zone.length) return '';
   if (zone === '.') return name.slice(0, -1);
   return name.slice(0, name.length - zone.length - 1);
 }
 
 /** `prefix.zone.` */
-function join(prefix: string, zone: string): string {
+export function join(prefix: string, zone: string): string {
   return zone === '.' ? `${prefix}.` : `${prefix}.${zone}`;
 }
 
 /** Labels of a relative name; escaped dots (\.) stay inside their label. */
-function splitLabels(base: string): string[] {
+export function splitLabels(base: string): string[] {
   if (!base.includes('\\')) return base.split('.');
   const labels: string[] = [];
   let label = '';
@@ -99,12 +99,12 @@ function splitLabels(base: string): string[] {
   return labels;
 }
 
-function stripUnderscore(label: string): string {
+export function stripUnderscore(label: string): string {
   return label.startsWith('_') ? label.slice(1) : label;
 }
 
 /** Port and protocol match, an empty query part matching anything (matchPortAndProtocol). */
-function portMatches(port: string, protocol: string, candidate: ServicePort): boolean {
+export function portMatches(port: string, protocol: string, candidate: ServicePort): boolean {
   return (port === '' || port === candidate.name) && (protocol === '' || protocol === candidate.protocol);
 }
 
@@ -113,6 +113,15 @@ export function dashedAddress(ip: string): string {
   if (familyOf(ip) === 4) return ip.replaceAll('.', '-');
   const dashed = ip.replaceAll(':', '-');
   return dashed.endsWith('-') ? `${dashed}0` : dashed;
+}
+
+/** K8S-18: the name of a slice's i-th address: hostname, else (endpoint_pod_names) the pod name, else the dashed IP. */
+export function endpointHostname(slice: IndexedSlice, i: number, endpointPodNames: boolean): string {
+  const hostname = slice.hostnames?.[i];
+  if (hostname) return hostname;
+  const podName = slice.podNames?.[i];
+  if (endpointPodNames && podName && podName.length < 64) return podName;
+  return dashedAddress(slice.addresses[i]!);
 }
 
 export class Answers {
@@ -458,13 +467,8 @@ export class Answers {
     return [{ host: ip, port: 0, family: familyOf(ip), target: '' }];
   }
 
-  /** K8S-18: the name of a slice's i-th address: hostname, else (endpoint_pod_names) the pod name, else the dashed IP. */
   private hostname(slice: IndexedSlice, i: number): string {
-    const hostname = slice.hostnames?.[i];
-    if (hostname) return hostname;
-    const podName = slice.podNames?.[i];
-    if (this.endpointPodNames && podName && podName.length < 64) return podName;
-    return dashedAddress(slice.addresses[i]!);
+    return endpointHostname(slice, i, this.endpointPodNames);
   }
 
   private slicesOf(namespace: string, service: string): readonly IndexedSlice[] {

@@ -187,6 +187,28 @@ function servicePorts(spec: Json, path: string): ServicePort[] {
   });
 }
 
+/**
+ * What k8s_external answers for a Service (K8SX-2): spec.externalIPs, then
+ * each load-balancer ingress's ip, or its hostname when it has no ip, in
+ * CoreDNS's order. Kept for every type of Service, as CoreDNS does.
+ */
+function externalAddresses(obj: Json, spec: Json): string[] {
+  const out: string[] = [];
+  optArray(spec, 'externalIPs', 'spec.externalIPs').forEach((ip, i) => out.push(requireIP(ip, `spec.externalIPs[${i}]`)));
+  const status = optObject(obj, 'status', 'status');
+  const loadBalancer = status && optObject(status, 'loadBalancer', 'status.loadBalancer');
+  if (!loadBalancer) return out;
+  optArray(loadBalancer, 'ingress', 'status.loadBalancer.ingress').forEach((raw, i) => {
+    const path = `status.loadBalancer.ingress[${i}]`;
+    const ingress = arrayItem(raw, path);
+    const ip = optString(ingress, 'ip', `${path}.ip`);
+    const hostname = optString(ingress, 'hostname', `${path}.hostname`);
+    if (ip) out.push(requireIP(ip, `${path}.ip`));
+    else if (hostname) out.push(hostname);
+  });
+  return out;
+}
+
 /** A v1 Service. ExternalName Services have no cluster IPs; headless ones have clusterIP None. */
 export function toServiceRecord(obj: unknown): ServiceRecord {
   const { namespace, name } = objectKey(obj);
@@ -194,10 +216,13 @@ export function toServiceRecord(obj: unknown): ServiceRecord {
   const type = optString(spec, 'type', 'spec.type') ?? 'ClusterIP';
   const clusterIP = optString(spec, 'clusterIP', 'spec.clusterIP');
   const ports = servicePorts(spec, 'spec');
+  const external = externalAddresses(obj as Json, spec);
+  // Only Services that have some carry the field: the records stay as small as before.
+  const externalIPs = external.length > 0 ? { externalIPs: external } : {};
   if (type === 'ExternalName') {
     const externalName = optString(spec, 'externalName', 'spec.externalName');
     if (!externalName) throw new ConvertError('spec.externalName: required for type ExternalName');
-    return { namespace, name, clusterIPs: [], headless: false, externalName, ports };
+    return { namespace, name, clusterIPs: [], headless: false, externalName, ports, ...externalIPs };
   }
   const headless = clusterIP === 'None';
   const clusterIPs: string[] = [];
@@ -210,7 +235,7 @@ export function toServiceRecord(obj: unknown): ServiceRecord {
       if (!clusterIPs.includes(normal)) clusterIPs.push(normal);
     });
   }
-  return { namespace, name, clusterIPs, headless, externalName: null, ports };
+  return { namespace, name, clusterIPs, headless, externalName: null, ports, ...externalIPs };
 }
 
 /**

@@ -9,11 +9,13 @@
 
 import { networkInterfaces } from 'node:os';
 import type { Logger } from '../../src/log.ts';
-import type { BlockContext, Handler, PluginInstance } from '../../src/plugin.ts';
+import type { BlockContext, Handler, PluginInstance, Request } from '../../src/plugin.ts';
 import { Rcode } from '../../src/wire/constants.ts';
 import type { Reply } from '../../src/wire/message.ts';
 import { isSubdomain, longestMatchingZone } from '../../src/wire/names.ts';
-import { Answers, NAME_ERROR } from './answer.ts';
+import { readSearchDomains } from '../autopath/resolv-conf.ts';
+import { Answers, join, NAME_ERROR } from './answer.ts';
+import { ExternalLookup } from './external.ts';
 import type { ClusterSource } from './model.ts';
 import { canonicalIP, isLoopback, isUnspecified } from './reverse.ts';
 import type { KubernetesConfig } from './setup.ts';
@@ -35,7 +37,12 @@ export interface InstanceOptions {
   sourceFactory?: SourceFactory;
   /** This host's addresses for NS answers (K8S-31); default from bind or the interfaces. */
   localIPs?: () => readonly string[];
+  /** The resolv.conf whose search domains end autopath's search path (KP-39); default /etc/resolv.conf. */
+  resolvConf?: string;
 }
+
+/** Search paths kept per namespace and zone before the table is dropped and refilled. */
+const SEARCH_PATH_LIMIT = 10_000;
 
 /** The source the config selects, loaded on demand so setup never pulls in the API client. */
 export const defaultSourceFactory: SourceFactory = async (config, log) => {
@@ -79,6 +86,13 @@ export class KubernetesInstance implements PluginInstance {
   private memoSize = 0;
   private memoGeneration = -1;
   private stopWaiting: (() => void) | null = null;
+  /** What k8s_external reads (K8SX-2). */
+  readonly external: ExternalLookup;
+  private readonly resolvConf: string;
+  /** This process's own search domains (KP-39), read at start with `pods verified`. */
+  private resolvSearch: readonly string[] = [];
+  /** `<namespace> <zone>` → autopath search path, built once each. */
+  private readonly searchPaths = new Map<string, readonly string[]>();
 
   constructor(config: KubernetesConfig, block: BlockContext, log: Logger, options: InstanceOptions = {}) {
     this.config = config;
@@ -89,6 +103,8 @@ export class KubernetesInstance implements PluginInstance {
     // Read lazily: `bind` sets the block's addresses during setup, and interfaces are read once.
     const localIPs = options.localIPs ?? (() => (local ??= hostAddresses(block.bindAddresses)));
     this.answers = new Answers(config, this.store, localIPs);
+    this.external = new ExternalLookup(config, this.store, localIPs);
+    this.resolvConf = options.resolvConf ?? '/etc/resolv.conf';
     // Caches in front compare this generation, so no answer outlives a change (users.md P5).
     const store = this.store;
     block.authorities.push({ zones: config.zones, generation: () => store.generation });
@@ -131,8 +147,32 @@ export class KubernetesInstance implements PluginInstance {
     return entry === FALLTHROUGH ? next(request) : entry;
   };
 
+  /**
+   * KP-39, for `autopath @kubernetes`: the search path of the pod that sent
+   * the query, found by its source IP (CoreDNS takes the first pod with that
+   * IP, whatever its phase); null (no autopath) without `pods verified`, for
+   * names outside the plugin's zones, or when no pod has the IP.
+   */
+  autoPath(request: Request): readonly string[] | null {
+    if (this.config.podMode !== 'verified') return null;
+    const zone = longestMatchingZone(request.query.qname, this.config.zones);
+    if (zone === null) return null;
+    const pod = this.store.podsWithIP(request.remoteAddress)[0];
+    if (pod === undefined) return null;
+    const key = `${pod.namespace} ${zone}`;
+    let search = this.searchPaths.get(key);
+    if (search === undefined) {
+      if (this.searchPaths.size >= SEARCH_PATH_LIMIT) this.searchPaths.clear();
+      search = Object.freeze([join(`${pod.namespace}.svc`, zone), join('svc', zone), zone, ...this.resolvSearch, '']);
+      this.searchPaths.set(key, search);
+    }
+    return search;
+  }
+
   /** KP-24: start the source, then wait for its first sync up to startup_timeout. */
   async start(): Promise<void> {
+    // CoreDNS reads its own resolv.conf at setup; a missing file means no extra domains.
+    if (this.config.podMode === 'verified') this.resolvSearch = readSearchDomains(this.resolvConf) ?? [];
     const source = await this.sourceFactory(this.config, this.log);
     this.source = source;
     await source.start(this.store);

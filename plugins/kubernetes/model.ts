@@ -25,6 +25,12 @@ export interface ServiceRecord {
   /** spec.externalName for type ExternalName, as stored; null otherwise. */
   externalName: string | null;
   ports: ServicePort[];
+  /**
+   * spec.externalIPs, then status.loadBalancer.ingress (the ip, else the
+   * hostname), in that order (k8s_external, K8SX-2). IPs canonical,
+   * hostnames as given. Absent when there are none (most Services).
+   */
+  externalIPs?: string[];
 }
 
 export interface EndpointRecord {

@@ -12,7 +12,9 @@
 //   clusterIPs      cluster IP → service(s)             (PTR, K8S-22)
 //   endpointIPs     ready endpoint IP → slice(s)        (PTR K8S-21, NS K8S-31)
 //   namespaces      the namespaces that exist (and match namespace_labels)
-//   pods            IP → pod(s), namespace → name → pod (pods verified only, KP-9)
+//   pods            IP → pod(s), namespace → name → pod (pods verified only, KP-9;
+//                   autopath finds a client's namespace here)
+//   externalIPs     external IP → service(s)             (k8s_external PTR, K8SX-2)
 //
 // Every mutation bumps `generation`, which answer memos are checked against,
 // so a change is visible to the next query (ARCHITECTURE: the kubernetes plugin).
@@ -140,6 +142,12 @@ export class ClusterIndex implements ClusterStore {
   synced = false;
   /** Unix seconds of the last Service/EndpointSlice/Pod change: the SOA serial (K8S-30). */
   serial: number;
+  /**
+   * Unix seconds of the last change of an existing Service's external IPs or
+   * ports: k8s_external's SOA serial (K8SX-3). 0 until one happens: as in
+   * CoreDNS, adding or deleting a Service does not move it.
+   */
+  externalSerial = 0;
 
   private readonly services = new Map<string, Map<string, ServiceRecord>>();
   private readonly slices = new Map<string, Map<string, IndexedSlice>>();
@@ -149,6 +157,7 @@ export class ClusterIndex implements ClusterStore {
   private readonly namespaceSet = new Set<string>();
   private readonly podsByIP = new Map<string, OneOrMore<PodRecord>>();
   private readonly podsByName = new Map<string, Map<string, PodRecord>>();
+  private readonly externalIPIndex = new Map<string, OneOrMore<ServiceRecord>>();
   /** Shared instances: namespace names, and port lists (most Services have the same few). */
   private readonly strings = new Map<string, string>();
   private readonly portLists = new Map<string, readonly ServicePort[]>();
@@ -188,6 +197,11 @@ export class ClusterIndex implements ClusterStore {
 
   podsWithIP(ip: string): readonly PodRecord[] {
     return listOf(this.podsByIP.get(ip));
+  }
+
+  /** Services with `ip` among their external IPs (CoreDNS's SvcExtIndexReverse). */
+  servicesByExternalIP(ip: string): readonly ServiceRecord[] {
+    return listOf(this.externalIPIndex.get(ip));
   }
 
   /** Resolves when the source calls markSynced (at once if it has). */
@@ -258,11 +272,15 @@ export class ClusterIndex implements ClusterStore {
   replaceAll(kind: 'Pod', records: PodRecord[]): void;
   replaceAll(kind: 'Service' | 'EndpointSlice' | 'Namespace' | 'Pod', records: unknown[]): void {
     switch (kind) {
-      case 'Service':
+      case 'Service': {
+        // Kept aside so that a changed Service still counts as an update (externalSerial).
+        const previous = new Map(this.services);
         this.services.clear();
         this.clusterIPs.clear();
-        for (const record of records as ServiceRecord[]) this.putService(record);
+        this.externalIPIndex.clear();
+        for (const record of records as ServiceRecord[]) this.putService(record, previous.get(record.namespace)?.get(record.name));
         break;
+      }
       case 'EndpointSlice':
         this.slices.clear();
         this.slicesBySvc.clear();
@@ -378,8 +396,12 @@ export class ClusterIndex implements ClusterStore {
     return list;
   }
 
-  /** Puts a Service; returns the record the index keeps (the one already there when nothing changed). */
-  private putService(input: ServiceRecord): ServiceRecord {
+  /**
+   * Puts a Service; returns the record the index keeps (the one already there
+   * when nothing changed). `before` is the Service as known before a
+   * replaceAll emptied the index.
+   */
+  private putService(input: ServiceRecord, before?: ServiceRecord): ServiceRecord {
     const namespace = this.shared(input.namespace);
     const clusterIPs: string[] = [];
     if (!input.headless && input.externalName === null) {
@@ -399,25 +421,40 @@ export class ClusterIndex implements ClusterStore {
       externalName: input.externalName,
       ports: this.ports(input.ports) as ServicePort[],
     };
-    const old = this.services.get(namespace)?.get(input.name);
+    // Only the few Services with external IPs or load-balancer ingress carry the field.
+    if (input.externalIPs !== undefined && input.externalIPs.length > 0) service.externalIPs = input.externalIPs.slice();
+    const old = this.services.get(namespace)?.get(input.name) ?? before;
     if (
       old !== undefined &&
       old.headless === service.headless &&
       old.externalName === service.externalName &&
       old.ports === service.ports &&
-      sameList(old.clusterIPs, service.clusterIPs)
+      sameList(old.clusterIPs, service.clusterIPs) &&
+      sameList(old.externalIPs ?? null, service.externalIPs ?? null)
     ) {
+      if (old === before) this.index(old);
       return old;
     }
+    // CoreDNS's serviceModified: an update of external IPs or ports moves the external zone's serial.
+    if (old !== undefined && (old.ports !== service.ports || !sameList(old.externalIPs ?? null, service.externalIPs ?? null))) {
+      this.externalSerial = Math.floor(this.now() / 1000);
+    }
     this.dropService(namespace, input.name);
-    nested(this.services, namespace).set(service.name, service);
-    for (const ip of service.clusterIPs) addTo(this.clusterIPs, ip, service);
+    this.index(service);
     return service;
+  }
+
+  private index(service: ServiceRecord): void {
+    nested(this.services, service.namespace).set(service.name, service);
+    for (const ip of service.clusterIPs) addTo(this.clusterIPs, ip, service);
+    for (const ip of service.externalIPs ?? none) addTo(this.externalIPIndex, ip, service);
   }
 
   private dropService(namespace: string, name: string): void {
     const old = deleteNested(this.services, namespace, name);
-    if (old) for (const ip of old.clusterIPs) removeFrom(this.clusterIPs, ip, old);
+    if (!old) return;
+    for (const ip of old.clusterIPs) removeFrom(this.clusterIPs, ip, old);
+    for (const ip of old.externalIPs ?? none) removeFrom(this.externalIPIndex, ip, old);
   }
 
   /** Puts a slice; returns the slice the index keeps (the one already there when nothing changed). */
