@@ -56,14 +56,14 @@ export const defaultSourceFactory: SourceFactory = async (config, log) => {
 };
 
 /**
- * KP-35: the bind addresses (non-loopback ones if there are any), else every
- * non-loopback address of this host, canonical.
+ * KP-35: the non-loopback bind addresses, else every non-loopback address of
+ * this host, canonical. A block bound to loopback only has none, and its NS
+ * answers are NODATA, as CoreDNS 1.11 gives them.
  */
 export function hostAddresses(bindAddresses: readonly string[]): string[] {
   const bound = bindAddresses.filter((ip) => !isUnspecified(ip));
   if (bound.length > 0) {
-    const outside = bound.filter((ip) => !isLoopback(ip));
-    return [...new Set((outside.length > 0 ? outside : bound).map((ip) => canonicalIP(ip) ?? ip))];
+    return [...new Set(bound.filter((ip) => !isLoopback(ip)).map((ip) => canonicalIP(ip) ?? ip))];
   }
   const addresses: string[] = [];
   for (const list of Object.values(networkInterfaces())) {

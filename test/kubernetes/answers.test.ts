@@ -510,6 +510,14 @@ describe('apex, NS and SOA (K8S-30..34)', () => {
     expect(rrs(wire.additionals)).toEqual(['ns.dns.cluster.local 30 A 192.0.2.53']);
   });
 
+  it('K8S-31/KP-35: a block bound to loopback only has no address for ns.dns.<zone>: NS is NODATA, as in CoreDNS', async () => {
+    const plugin = pluginOf(BASIC, { store: fixtureStore(), localIPs: undefined, bind: ['127.0.0.1', '::1'] });
+    const { wire } = await ask(plugin, 'cluster.local', 'NS');
+    expect(wire.rcode).toBe('NOERROR');
+    expect(wire.answers).toEqual([]);
+    expect(rrs(wire.authorities)).toEqual([SOA]);
+  });
+
   it('K8S-32: ns.dns.<zone> A/AAAA answers with the NS addresses; other NS queries act like other types', async () => {
     const plugin = pluginOf(BASIC, { store: fixtureStore(), localIPs: () => ['192.0.2.1'] });
     expect(rrs((await ask(plugin, 'NS.dns.cluster.local', 'A')).wire.answers)).toEqual(['NS.dns.cluster.local 30 A 192.0.2.1']);
