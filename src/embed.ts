@@ -117,6 +117,10 @@ export async function startServer(options: StartOptions): Promise<ClusterDnsServ
     memoryClusters: new Map(Object.entries(options.clusters ?? {})),
   });
   await supervisor.start();
+  if (supervisor.listeners().length === 0) {
+    await supervisor.shutdown();
+    throw new TypeError('the Corefile has no server blocks: nothing to serve');
+  }
 
   const server: ClusterDnsServer = {
     listeners: listenersOf(supervisor),

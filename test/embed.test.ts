@@ -66,6 +66,10 @@ describe('startServer', () => {
     expect((await queryUdp(udpPort(server), 'a.example.')).rcode).toBe('NOERROR');
   });
 
+  it('a Corefile with no server blocks is rejected (the command serves CoreDNS\'s default instead)', async () => {
+    await expect(startServer({ corefile: '# nothing here\n' })).rejects.toThrow('the Corefile has no server blocks: nothing to serve');
+  });
+
   it('is quiet by default; a log function receives the lines the command would print', async () => {
     const lines: string[] = [];
     const server = await start({ corefile: '.:0 {\n    log\n    whoami\n}\n', log: (line) => lines.push(line) });
