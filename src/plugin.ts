@@ -92,6 +92,18 @@ export interface BlockContext {
   readonly plugins: { name: string; instance: PluginInstance }[];
   /** Process-wide settings some setup-only plugins make; shared by all blocks. */
   readonly settings: ServerSettings;
+  /** TCP deadlines of the block's listeners, set by `timeouts`; absent: CoreDNS's (WIRE-18). */
+  timeouts?: Partial<TcpTimeouts>;
+}
+
+/** Deadlines of a DNS-over-TCP connection, in milliseconds (src/tcp.ts applies them). */
+export interface TcpTimeouts {
+  /** The first message must arrive whole within this after accept (CoreDNS: 3 s). */
+  readMs: number;
+  /** Each later message must arrive whole within this after the previous answer (CoreDNS: 10 s). */
+  idleMs: number;
+  /** A reply the client does not take within this closes the connection (CoreDNS: 5 s). */
+  writeMs: number;
 }
 
 export interface ServerSettings {
