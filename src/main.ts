@@ -5,6 +5,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { parseArgs, UsageError, USAGE, type CliOptions } from './cli.ts';
+import { limitHeapGrowth } from './heap-limits.ts';
 import { writeLog } from './log.ts';
 import { implementedPlugins } from './registry.ts';
 import { Supervisor, type CorefileInput } from './supervisor.ts';
@@ -88,6 +89,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 
   markOnMainThreadIfSingleCpu();
+  limitHeapGrowth();
   let supervisor: Supervisor;
   try {
     supervisor = new Supervisor({ load: corefileLoader(options), dnsPort: options.dnsPort });

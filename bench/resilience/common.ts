@@ -60,6 +60,10 @@ export async function startScenarioServer(env: NodeJS.ProcessEnv = {}): Promise<
     // Only the server's own lines matter here; the errors plugin's per-query lines would fill memory.
     for (const line of lines) if (!line.includes('plugin/errors')) log.push(line);
   });
+  child.on('exit', (code, signal) => {
+    if (!stopping) process.stderr.write(`clusterdns exited during the scenario: code ${code}, signal ${signal}\n`);
+  });
+  let stopping = false;
   await waitForHttp(`http://127.0.0.1:${readyPort}/ready`);
   const service = cluster.services.find((candidate) => !candidate.headless)!;
   return {
@@ -71,6 +75,7 @@ export async function startScenarioServer(env: NodeJS.ProcessEnv = {}): Promise<
     clusterName: `${service.name}.${service.namespace}.svc.cluster.local`,
     log,
     async stop() {
+      stopping = true;
       await stop(child);
       upstream.kill('SIGKILL');
     },
@@ -161,29 +166,53 @@ export async function probe(server: ScenarioServer, transport: 'udp' | 'tcp', ti
   return isNormalAnswer(reply) ? performance.now() - started : NaN;
 }
 
-/** Samples VmRSS every 100 ms until stopped; the highest sample and VmHWM are the peak. */
-export function sampleMemory(pid: number): { stop(): { peakSampled: number } } {
+/**
+ * Starts measuring the scenario's peak: resets the kernel's high-water mark
+ * (VmHWM, so the startup peak does not count; needs root or the process's
+ * owner) and samples VmRSS every 100 ms as well. `stop` returns the higher.
+ */
+export function measurePeak(pid: number): { stop(): number } {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+  } catch {
+    // not allowed: VmHWM then includes startup, the samples still count
+  }
   let peakSampled = 0;
-  const timer = setInterval(() => {
+  const sample = () => {
     try {
       peakSampled = Math.max(peakSampled, memory(pid).rss);
     } catch {
       // the process is gone: the scenario reports it
     }
-  }, 100);
+  };
+  const timer = setInterval(sample, 100);
   return {
     stop() {
       clearInterval(timer);
-      return { peakSampled };
+      sample();
+      let hwm = 0;
+      try {
+        hwm = memory(pid).peak;
+      } catch {
+        // gone
+      }
+      return Math.max(hwm, peakSampled);
     },
   };
 }
 
-/** The value of an unlabelled metric, NaN when absent. */
+/** Lets the server settle after startup (V8's memory reducer runs ~8 s after allocation slows), then reads its RSS. */
+export async function settledRss(server: ScenarioServer): Promise<number> {
+  await sleep(10_000);
+  return memory(server.pid).rss;
+}
+
+/** The value of a metric summed over its series, NaN when absent. */
 export async function metricValue(server: ScenarioServer, name: string): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${server.metricsPort}/metrics`)).text();
-  const match = new RegExp(`^${name} ([\\d.e+-]+)$`, 'm').exec(text);
-  return match ? Number(match[1]) : NaN;
+  // Summed over the series' labels.
+  const values = [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([\\d.e+-]+)$`, 'gm'))].map((match) => Number(match[1]));
+  return values.length === 0 ? NaN : values.reduce((sum, value) => sum + value, 0);
 }
 
 export interface ScenarioResult {
@@ -215,9 +244,10 @@ export function option(name: string, fallback: number): number {
  */
 export function traceMemory(server: ScenarioServer): () => void {
   if (!process.argv.includes('--trace')) return () => {};
+  process.stderr.write(`server pid ${server.pid}\n`);
   const started = performance.now();
   const timer = setInterval(async () => {
-    const text = await (await fetch(`http://127.0.0.1:${server.metricsPort}/metrics`)).text().catch(() => '');
+    const text = await fetch(`http://127.0.0.1:${server.metricsPort}/metrics`).then((response) => response.text(), () => '');
     const value = (name: string) => Number(new RegExp(`^${name} ([\\d.e+-]+)$`, 'm').exec(text)?.[1] ?? NaN) / 2 ** 20;
     const { rss } = memory(server.pid);
     process.stderr.write(`${((performance.now() - started) / 1000).toFixed(0)}s rss ${rss.toFixed(0)} heapUsed ${value('nodejs_heap_size_used_bytes').toFixed(0)} ` +

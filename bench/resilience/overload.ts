@@ -11,7 +11,7 @@
 
 import dgram from 'node:dgram';
 import { generateQueries } from '../synthetic.ts';
-import { encodeQuery, isNormalAnswer, memory, metricValue, option, rcodeOf, report, sampleMemory, sleep, startScenarioServer, traceMemory, udpQuery } from './common.ts';
+import { encodeQuery, isNormalAnswer, measurePeak, memory, metricValue, option, rcodeOf, report, settledRss, sleep, startScenarioServer, traceMemory, udpQuery } from './common.ts';
 
 const CLIENTS = option('clients', 200);
 const SECONDS = option('seconds', 15);
@@ -27,9 +27,8 @@ try {
     const [name, type] = line.split(' ');
     return encodeQuery(name!, index & 0xffff, typeCodes[type!] ?? 1);
   });
-  await sleep(2000);
-  const before = memory(server.pid).rss;
-  const sampler = sampleMemory(server.pid);
+  const before = await settledRss(server);
+  const peak = measurePeak(server.pid);
   const stopTrace = traceMemory(server);
 
   let sent = 0;
@@ -81,7 +80,7 @@ try {
     await sleep(10);
   }
   await sleep(10_000);
-  const { peakSampled } = sampler.stop();
+  const peakRss = peak.stop();
   stopTrace();
   const after = memory(server.pid);
   report({
@@ -89,7 +88,7 @@ try {
     clients: CLIENTS,
     seconds: SECONDS,
     rssBeforeMiB: before,
-    peakRssMiB: Math.max(after.peak, peakSampled),
+    peakRssMiB: peakRss,
     rssAfterMiB: after.rss,
     sentPerSecond: sent / loadSeconds,
     repliesPerSecond: replies / loadSeconds,

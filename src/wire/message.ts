@@ -274,7 +274,11 @@ function encodeBody(reply: Reply, qname: string): EncodedBody {
       recordEnds.push(writer.length);
     }
   }
-  return { qname, bytes: writer.buffer.subarray(0, writer.length), recordEnds, ttlAt, anchors: writer.anchors };
+  // Bodies are memoised (kubernetes answers, cache entries): a slice of Node's shared 64 KiB
+  // allocation pool would keep the whole pool alive with it, so the body gets its own exact copy.
+  const bytes = Buffer.allocUnsafeSlow(writer.length);
+  writer.buffer.copy(bytes, 0, 0, writer.length);
+  return { qname, bytes, recordEnds, ttlAt, anchors: writer.anchors };
 }
 
 /**
