@@ -119,10 +119,8 @@ export class DnsServer {
       { maxConnections: this.options.tcpMaxConnections, maxPendingPerConnection: this.options.tcpMaxPendingPerConnection },
       {
         opened: (runtime) => runtime.tcpOpen.inc(),
-        closed: (runtime, reason) => {
-          runtime.tcpOpen.dec();
-          if (reason) tcpConnectionsClosed.labels(runtime.bound.label, reason).inc();
-        },
+        closed: (runtime) => runtime.tcpOpen.dec(),
+        closing: (runtime, reason) => tcpConnectionsClosed.labels(runtime.bound.label, reason).inc(),
       },
     );
     inFlightReaders.add(this.readInFlight);

@@ -26,6 +26,13 @@ export interface TcpLimits {
 
 export type CloseReason = 'read_timeout' | 'idle_timeout' | 'write_timeout' | 'evicted';
 
+/**
+ * Replies waiting in user space for a client that reads slowly, past which
+ * its further queries wait unread: one 64 KiB read can hold thousands of
+ * queries, whose answers would otherwise all be buffered at once.
+ */
+const OUTPUT_BACKLOG_LIMIT = 256 * 1024;
+
 /** What the server does with each whole message; the answer goes back through `connection.reply`. */
 export type MessageHandler = (message: Buffer, connection: TcpConnection) => void;
 
@@ -36,8 +43,10 @@ export interface TcpOwner {
 
 export interface TcpEvents<Owner extends TcpOwner> {
   opened(owner: Owner): void;
-  /** `reason` is null when the client closed (or the server shut down). */
-  closed(owner: Owner, reason: CloseReason | null): void;
+  /** The connection is gone, whoever closed it. */
+  closed(owner: Owner): void;
+  /** The server closes the connection, for `reason`. */
+  closing(owner: Owner, reason: CloseReason): void;
 }
 
 export class TcpConnection {
@@ -54,7 +63,8 @@ export class TcpConnection {
   private deadlineTimer: NodeJS.Timeout;
   private deadlineReason: CloseReason = 'read_timeout';
   private writeTimer: NodeJS.Timeout | null = null;
-  closeReason: CloseReason | null = null;
+  /** True while queries of the input are being taken (a synchronous answer re-enters through reply). */
+  private taking = false;
 
   constructor(socket: net.Socket, owner: TcpOwner, pool: TcpConnections<any>, timeouts: TcpTimeouts, onMessage: MessageHandler) {
     this.socket = socket;
@@ -77,7 +87,7 @@ export class TcpConnection {
 
   close(reason: CloseReason): void {
     if (this.socket.destroyed) return;
-    this.closeReason = reason;
+    this.pool.closing(this, reason);
     this.socket.destroy();
   }
 
@@ -89,7 +99,7 @@ export class TcpConnection {
     this.unanswered--;
     if (this.unanswered === 0) this.rearm(this.timeouts.idleMs, 'idle_timeout');
     if (answer === null || this.socket.destroyed) {
-      this.resumeIfRoom();
+      this.takeMore();
       return;
     }
     const framed = Buffer.allocUnsafe(answer.length + 2);
@@ -97,17 +107,36 @@ export class TcpConnection {
     answer.copy(framed, 2);
     return new Promise<void>((resolve) => {
       const flushed = this.socket.write(framed, () => resolve());
-      if (flushed) this.resumeIfRoom();
-      // The client is not reading: stop reading its queries, and give it writeMs to take the replies.
-      else if (this.writeTimer === null) this.writeTimer = setTimeout(() => this.close('write_timeout'), this.timeouts.writeMs);
+      // The client is not keeping up: it has writeMs to take the replies (drain), or is closed.
+      if (!flushed && this.writeTimer === null) this.writeTimer = setTimeout(() => this.close('write_timeout'), this.timeouts.writeMs);
+      this.takeMore();
     });
   };
 
   private readonly read = (chunk: Buffer): void => {
     if (!this.owner.accepting) return;
-    let pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    this.takeMore();
+  };
+
+  private readonly drained = (): void => {
+    if (this.writeTimer) clearTimeout(this.writeTimer);
+    this.writeTimer = null;
+    this.takeMore();
+  };
+
+  /** Too many queries unanswered, or too many replies unread: read no further for now. */
+  private blocked(): boolean {
+    return this.unanswered >= this.pool.limits.maxPendingPerConnection || this.socket.writableLength > OUTPUT_BACKLOG_LIMIT;
+  }
+
+  /** Takes the whole queries already received while there is room, then reads on or pauses. */
+  private takeMore(): void {
+    if (this.taking || this.socket.destroyed) return;
+    this.taking = true;
+    let pending = this.pending;
     // WIRE-16: a length and its message may arrive in any number of segments.
-    while (pending.length >= 2) {
+    while (pending.length >= 2 && !this.blocked()) {
       const length = pending.readUInt16BE(0);
       if (pending.length < length + 2) break;
       const message = pending.subarray(2, length + 2);
@@ -118,17 +147,9 @@ export class TcpConnection {
       this.onMessage(message, this);
     }
     this.pending = pending;
-    if (this.unanswered >= this.pool.limits.maxPendingPerConnection) this.socket.pause();
-  };
-
-  private readonly drained = (): void => {
-    if (this.writeTimer) clearTimeout(this.writeTimer);
-    this.writeTimer = null;
-    this.resumeIfRoom();
-  };
-
-  private resumeIfRoom(): void {
-    if (this.socket.isPaused() && this.writeTimer === null && this.unanswered < this.pool.limits.maxPendingPerConnection) this.socket.resume();
+    this.taking = false;
+    if (this.blocked()) this.socket.pause();
+    else if (this.socket.isPaused()) this.socket.resume();
   }
 
   /** The next whole message is due `ms` from now. */
@@ -145,8 +166,10 @@ export class TcpConnection {
 
   private readonly checkDeadline = (): void => {
     if (this.socket.destroyed) return;
-    // A query in progress: the next deadline starts when it is answered.
-    const left = this.unanswered > 0 ? this.timeouts.idleMs : this.deadline - performance.now();
+    // A query in progress, or replies the client has yet to read (the write timeout covers that):
+    // the next deadline starts when it is answered.
+    const waitingOnUs = this.unanswered > 0 || this.writeTimer !== null;
+    const left = waitingOnUs ? this.timeouts.idleMs : this.deadline - performance.now();
     if (left > 1) {
       this.deadlineTimer = setTimeout(this.checkDeadline, left);
       return;
@@ -189,7 +212,11 @@ export class TcpConnections<Owner extends TcpOwner> {
   }
 
   forget(connection: TcpConnection): void {
-    if (this.open.delete(connection)) this.events.closed(connection.owner as Owner, connection.closeReason);
+    if (this.open.delete(connection)) this.events.closed(connection.owner as Owner);
+  }
+
+  closing(connection: TcpConnection, reason: CloseReason): void {
+    this.events.closing(connection.owner as Owner, reason);
   }
 
   /** Closes the least recently active connection with no query in progress; false if there is none. */
