@@ -207,11 +207,12 @@ export async function settledRss(server: ScenarioServer): Promise<number> {
   return memory(server.pid).rss;
 }
 
-/** The value of a metric summed over its series, NaN when absent. */
-export async function metricValue(server: ScenarioServer, name: string): Promise<number> {
+/** The value of a metric summed over its series (those whose labels contain `labelText`), NaN when absent. */
+export async function metricValue(server: ScenarioServer, name: string, labelText = ''): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${server.metricsPort}/metrics`)).text();
-  // Summed over the series' labels.
-  const values = [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([\\d.e+-]+)$`, 'gm'))].map((match) => Number(match[1]));
+  const values = [...text.matchAll(new RegExp(`^${name}(\\{[^}]*\\})? ([\\d.e+-]+)$`, 'gm'))]
+    .filter((match) => (match[1] ?? '').includes(labelText))
+    .map((match) => Number(match[2]));
   return values.length === 0 ? NaN : values.reduce((sum, value) => sum + value, 0);
 }
 
