@@ -51,6 +51,7 @@ function request(query: Query, plan: ServerPlan): Request {
     zone: '.',
     server: 'dns://:53',
     reenter: plan.blocks[0]!.chain!,
+    overloaded: false,
   };
 }
 

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { summarizeProfiles } from './profile.ts';
-import { DEFAULT_SHAPE, generateCluster, generateQueries, writeManifests } from './synthetic.ts';
+import { DEFAULT_SHAPE, generateCluster, generateQueries, kubeadmCorefile, writeManifests } from './synthetic.ts';
 import { cpuSeconds, freePort, machine, median, percentile, requireCommand, startPinned, stop, waitForHttp } from './tools.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -53,28 +53,8 @@ const endpointCount = cluster.services.reduce((sum, service) => sum + service.en
 
 const [dnsPort, ceilingPort, healthPort, readyPort, metricsPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
 // The kubeadm default (STOCK-1), with the manifests source and loopback ports.
-const corefile = `.:${dnsPort} {
-    errors
-    health 127.0.0.1:${healthPort} {
-       lameduck 5s
-    }
-    ready 127.0.0.1:${readyPort}
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
-       manifests ${join(work, 'cluster')}
-       pods insecure
-       fallthrough in-addr.arpa ip6.arpa
-       ttl 30
-    }
-    prometheus 127.0.0.1:${metricsPort}
-    forward . /etc/resolv.conf {
-       max_concurrent 1000
-    }
-    cache 30
-    loop
-    reload
-    loadbalance
-}
-`;
+const corefile = kubeadmCorefile({ dns: dnsPort, health: healthPort, ready: readyPort, metrics: metricsPort }, join(work, 'cluster'),
+  '. /etc/resolv.conf {\n       max_concurrent 1000\n    }');
 writeFileSync(join(work, 'Corefile'), corefile);
 
 interface Throughput {

@@ -178,3 +178,37 @@ export function generateQueries(cluster: SyntheticCluster, count: number, seed: 
   }
   return lines;
 }
+
+export interface KubeadmPorts {
+  dns: number;
+  health: number;
+  ready: number;
+  metrics: number;
+}
+
+/**
+ * kubeadm's default Corefile (STOCK-1) with the manifests source, loopback
+ * ports and `forward` as given (its upstream and options block).
+ */
+export function kubeadmCorefile(ports: KubeadmPorts, manifests: string, forward: string): string {
+  return `.:${ports.dns} {
+    errors
+    health 127.0.0.1:${ports.health} {
+       lameduck 5s
+    }
+    ready 127.0.0.1:${ports.ready}
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+       manifests ${manifests}
+       pods insecure
+       fallthrough in-addr.arpa ip6.arpa
+       ttl 30
+    }
+    prometheus 127.0.0.1:${ports.metrics}
+    forward ${forward}
+    cache 30
+    loop
+    reload
+    loadbalance
+}
+`;
+}

@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { parseArgs, UsageError, USAGE, watchNpmLauncher, type CliOptions } from './cli.ts';
 import { parseConfig } from './config.ts';
+import { limitHeapGrowth } from './heap-limits.ts';
 import { quietLog, writeLog } from './log.ts';
 import { builtinPlugins } from './registry.ts';
 import { Supervisor, type CorefileInput } from './supervisor.ts';
@@ -130,6 +131,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 
   markOnMainThreadIfSingleCpu();
+  limitHeapGrowth();
   let supervisor: Supervisor;
   try {
     supervisor = new Supervisor({ load: corefileLoader(options), dnsPort: options.dnsPort });

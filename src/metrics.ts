@@ -244,3 +244,35 @@ export const forwardConnCacheMissesLegacy = new Counter({
   labelNames: ['to', 'proto'],
   registers,
 });
+
+// clusterdns's own (no CoreDNS equivalent): how the server holds under load (users.md P3).
+export const shedQueries = new FastCounter(
+  'clusterdns_shed_queries_total',
+  'Counter of queries answered REFUSED at once because the server had its maximum of queries in flight.',
+  ['server'],
+  registry,
+);
+/** Read at scrape time: each running server adds a reader of its count (src/server.ts). */
+export const inFlightReaders = new Set<() => number>();
+export const queriesInFlight = new Gauge({
+  name: 'clusterdns_queries_in_flight',
+  help: 'The number of queries waiting on I/O (forwarding) across the server.',
+  registers,
+  collect() {
+    let total = 0;
+    for (const read of inFlightReaders) total += read();
+    this.set(total);
+  },
+});
+export const tcpConnectionsOpen = new Gauge({
+  name: 'clusterdns_tcp_connections',
+  help: 'The number of open DNS-over-TCP connections per server.',
+  labelNames: ['server'],
+  registers,
+});
+export const tcpConnectionsClosed = new Counter({
+  name: 'clusterdns_tcp_connections_closed_total',
+  help: 'Counter of DNS-over-TCP connections the server closed, by reason: read_timeout, idle_timeout, write_timeout, evicted (room for a new connection).',
+  labelNames: ['server', 'reason'],
+  registers,
+});

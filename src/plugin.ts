@@ -31,6 +31,12 @@ export interface Request {
    * chain), for plugins that re-enter it with a new question (KP-31).
    */
   reenter: Next;
+  /**
+   * The server is at its in-flight cap: a plugin that would start waiting on
+   * I/O (forward) answers ServerReply.SHED instead, so shed queries start no
+   * upstream work (users.md P3). Answers that need no I/O go on as usual.
+   */
+  overloaded: boolean;
 }
 
 /**
@@ -104,6 +110,18 @@ export interface BlockContext {
   readonly log: LogSink;
   /** In-memory clusters an embedding program gave, by name (the kubernetes plugin's `memory NAME`). */
   readonly memoryClusters: ReadonlyMap<string, MemoryCluster>;
+  /** TCP deadlines of the block's listeners, set by `timeouts`; absent: CoreDNS's (WIRE-18). */
+  timeouts?: Partial<TcpTimeouts>;
+}
+
+/** Deadlines of a DNS-over-TCP connection, in milliseconds (src/tcp.ts applies them). */
+export interface TcpTimeouts {
+  /** The first message must arrive whole within this after accept (CoreDNS: 3 s). */
+  readMs: number;
+  /** Each later message must arrive whole within this after the previous answer (CoreDNS: 10 s). */
+  idleMs: number;
+  /** A reply the client does not take within this closes the connection (CoreDNS: 5 s). */
+  writeMs: number;
 }
 
 export interface ServerSettings {

@@ -25,6 +25,7 @@ import prometheus from '../plugins/prometheus/index.ts';
 import ready from '../plugins/ready/index.ts';
 import reload from '../plugins/reload/index.ts';
 import rrl from '../plugins/rrl/index.ts';
+import timeouts from '../plugins/timeouts/index.ts';
 import whoami from '../plugins/whoami/index.ts';
 
 export const PLUGIN_ORDER: readonly string[] = [
@@ -36,7 +37,7 @@ export const PLUGIN_ORDER: readonly string[] = [
 ];
 
 const implemented: readonly PluginDefinition<any>[] = [
-  autopath, bind, cache, errors, file, forward, health, hosts, k8sExternal, kubernetes, loadbalance, log, loop, prometheus, ready, reload, rrl, whoami,
+  autopath, bind, cache, errors, file, forward, health, hosts, k8sExternal, kubernetes, loadbalance, log, loop, prometheus, ready, reload, rrl, timeouts, whoami,
 ];
 
 /** Where an embedding program puts its own plugin in the chain: next to a plugin of the order. */

@@ -6,28 +6,44 @@
 // never touches a promise.
 
 import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import type { BlockPlan, ListenerPlan, ServerPlan } from './config.ts';
 import { observeQuery } from './dns-metrics.ts';
 import { createLogger, type Logger } from './log.ts';
+import { defaultMaxInFlight, LoadShedder, maxInFlightFromEnv } from './load-shedding.ts';
+import { inFlightReaders, shedQueries, tcpConnectionsClosed, tcpConnectionsOpen } from './metrics.ts';
 import type { Next, Request, Transport } from './plugin.ts';
 import { Class, Rcode, SERVER_UDP_SIZE, TCP_MAX_SIZE, Type, UDP_MIN_SIZE } from './wire/constants.ts';
 import { emptyReply, encodeRejection, encodeReply, isSilent, ServerReply, type Reply } from './wire/message.ts';
 import { parentName } from './wire/names.ts';
 import { replyLookup } from './reply-lookup.ts';
 import { decodeQuery, isRejection, type Query } from './wire/query.ts';
+import { TcpConnections, type TcpConnection, type TcpTimeouts } from './tcp.ts';
 
 export interface ServerOptions {
   /**
    * Queries waiting on I/O (forwarding) across the server; past it, new ones
    * that would wait get REFUSED at once instead of queueing (users.md P3).
+   * Default: CLUSTERDNS_MAX_IN_FLIGHT, else sized from memory (src/load-shedding.ts).
    */
   maxInFlight?: number;
-  /** TCP: time allowed for the first query after accept, then between queries (WIRE-18). */
+  /**
+   * TCP (WIRE-18): the first message must arrive whole within this after
+   * accept, each later one within tcpIdleTimeoutMs after the previous answer,
+   * and a reply the client does not read within tcpWriteTimeoutMs closes the
+   * connection. The timeouts plugin sets them per listener.
+   */
   tcpFirstQueryTimeoutMs?: number;
   tcpIdleTimeoutMs?: number;
-  /** TCP: open connections per listener, and unanswered queries per connection before reading pauses. */
+  tcpWriteTimeoutMs?: number;
+  /**
+   * TCP: open connections across all listeners; past it a new connection
+   * closes the least recently active one with no query in progress. Default:
+   * 10,000, less when the open-files limit is lower.
+   */
   tcpMaxConnections?: number;
+  /** TCP: unanswered queries per connection before reading pauses. */
   tcpMaxPendingPerConnection?: number;
   /** Called when a plugin throws (CoreDNS counts coredns_panics_total). */
   onPanic?: (error: unknown) => void;
@@ -36,10 +52,9 @@ export interface ServerOptions {
 }
 
 const defaults = {
-  maxInFlight: 10_000,
   tcpFirstQueryTimeoutMs: 3_000,
   tcpIdleTimeoutMs: 10_000,
-  tcpMaxConnections: 1_000,
+  tcpWriteTimeoutMs: 5_000,
   tcpMaxPendingPerConnection: 64,
 };
 
@@ -69,6 +84,11 @@ interface ListenerRuntime {
   udp: dgram.Socket;
   tcp: net.Server;
   bound: BoundListener;
+  /** TCP deadlines of this listener: the defaults, or what its blocks' timeouts plugin set. */
+  timeouts: TcpTimeouts;
+  /** This listener's series of clusterdns_shed_queries_total and clusterdns_tcp_connections. */
+  shed: { inc(): void };
+  tcpOpen: { inc(): void; dec(): void };
   /** False once closing began: new queries are ignored, answers to accepted ones still go out. */
   accepting: boolean;
   /** True once the sockets are closed: anything later is dropped. */
@@ -84,13 +104,30 @@ export class DnsServer {
   private readonly options: Required<Omit<ServerOptions, 'onPanic' | 'log'>> & Pick<ServerOptions, 'onPanic'>;
   private readonly log: Logger;
   private readonly runtimes = new Map<string, ListenerRuntime>();
-  private readonly tcpConnections = new Set<net.Socket>();
-  private inFlight = 0;
+  private readonly tcpConnections: TcpConnections<ListenerRuntime>;
+  private readonly load: LoadShedder;
+  private readonly readInFlight = () => this.load.inFlight;
   private idle: (() => void) | null = null;
 
+  /** Throws when CLUSTERDNS_MAX_IN_FLIGHT is set to something other than a positive integer. */
   constructor(options: ServerOptions = {}) {
-    this.options = { ...defaults, ...options };
+    this.options = {
+      ...defaults,
+      maxInFlight: maxInFlightFromEnv() ?? defaultMaxInFlight(),
+      tcpMaxConnections: defaultMaxTcpConnections(),
+      ...options,
+    };
     this.log = options.log ?? createLogger('');
+    this.load = new LoadShedder(this.options.maxInFlight, this.log);
+    this.tcpConnections = new TcpConnections(
+      { maxConnections: this.options.tcpMaxConnections, maxPendingPerConnection: this.options.tcpMaxPendingPerConnection },
+      {
+        opened: (runtime) => runtime.tcpOpen.inc(),
+        closed: (runtime) => runtime.tcpOpen.dec(),
+        closing: (runtime, reason) => tcpConnectionsClosed.labels(runtime.bound.label, reason).inc(),
+      },
+    );
+    inFlightReaders.add(this.readInFlight);
   }
 
   /**
@@ -114,6 +151,8 @@ export class DnsServer {
       kept.add(key);
       const runtime = this.runtimes.get(key) ?? opened.find((candidate) => candidate.plan === listener)!;
       runtime.plan = listener;
+      // New connections get the new plan's deadlines; open ones keep theirs.
+      runtime.timeouts = this.timeoutsOf(listener);
       this.runtimes.set(key, runtime);
     }
     for (const [key, runtime] of this.runtimes) {
@@ -146,7 +185,20 @@ export class DnsServer {
     for (const runtime of runtimes) stopAccepting(runtime);
     await this.drained(graceMs);
     await Promise.all(runtimes.map((runtime) => closeSockets(runtime)));
-    for (const connection of this.tcpConnections) connection.destroy();
+    this.tcpConnections.destroyAll();
+    this.load.stop();
+    inFlightReaders.delete(this.readInFlight);
+  }
+
+  /** WIRE-18: the defaults, overridden by the timeouts plugin of the listener's blocks (the last block setting one wins, as in CoreDNS). */
+  private timeoutsOf(listener: ListenerPlan): TcpTimeouts {
+    const timeouts: TcpTimeouts = {
+      readMs: this.options.tcpFirstQueryTimeoutMs,
+      idleMs: this.options.tcpIdleTimeoutMs,
+      writeMs: this.options.tcpWriteTimeoutMs,
+    };
+    for (const block of new Set(listener.zones.values())) Object.assign(timeouts, block.context.timeouts);
+    return timeouts;
   }
 
   /**
@@ -163,7 +215,7 @@ export class DnsServer {
   }
 
   private drained(graceMs: number): Promise<void> {
-    if (this.inFlight === 0) return Promise.resolve();
+    if (this.load.inFlight === 0) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, graceMs);
       this.idle = () => {
@@ -187,6 +239,9 @@ export class DnsServer {
       udp,
       tcp,
       bound: { label: listener.label, address, port },
+      timeouts: this.timeoutsOf(listener),
+      shed: shedQueries.labels(listener.label),
+      tcpOpen: tcpConnectionsOpen.labels(listener.label),
       accepting: true,
       closed: false,
     };
@@ -231,11 +286,11 @@ export class DnsServer {
       });
       const port = udp.address().port;
       const tcp = net.createServer((connection) => this.serveTcp(runtimeOf(tcp), connection));
-      tcp.maxConnections = this.options.tcpMaxConnections;
       try {
         await new Promise<void>((resolve, reject) => {
           tcp.once('error', reject);
-          tcp.listen({ host: listener.address || address, port, ipv6Only: false }, () => {
+          // Go's listeners (CoreDNS) take the kernel's somaxconn as backlog; Node's default is 511.
+          tcp.listen({ host: listener.address || address, port, ipv6Only: false, backlog: 4096 }, () => {
             tcp.off('error', reject);
             resolve();
           });
@@ -249,48 +304,18 @@ export class DnsServer {
     }
   }
 
-  private serveTcp(runtime: ListenerRuntime, connection: net.Socket): void {
-    this.tcpConnections.add(connection);
-    connection.setNoDelay(true);
-    connection.setTimeout(this.options.tcpFirstQueryTimeoutMs);
-    connection.on('timeout', () => connection.destroy());
-    connection.on('error', () => connection.destroy());
-    connection.on('close', () => this.tcpConnections.delete(connection));
+  private serveTcp(runtime: ListenerRuntime, socket: net.Socket): void {
     const peer: Peer = {
       transport: 'tcp',
-      remoteAddress: unmapped(connection.remoteAddress ?? ''),
-      remotePort: connection.remotePort ?? 0,
-      localAddress: unmapped(connection.localAddress ?? ''),
-      localPort: connection.localPort ?? 0,
+      remoteAddress: unmapped(socket.remoteAddress ?? ''),
+      remotePort: socket.remotePort ?? 0,
+      localAddress: unmapped(socket.localAddress ?? ''),
+      localPort: socket.localPort ?? 0,
     };
-    let pending: Buffer = Buffer.alloc(0);
-    let unanswered = 0;
-    const write = (reply: Answer): Promise<void> | void => {
-      unanswered--;
-      if (connection.isPaused() && unanswered < this.options.tcpMaxPendingPerConnection) connection.resume();
-      if (reply === null || connection.destroyed) return;
-      const framed = Buffer.allocUnsafe(reply.length + 2);
-      framed.writeUInt16BE(reply.length, 0);
-      reply.copy(framed, 2);
-      return new Promise<void>((resolve) => connection.write(framed, () => resolve()));
-    };
-    connection.on('data', (chunk: Buffer) => {
-      if (!runtime.accepting) return;
-      connection.setTimeout(this.options.tcpIdleTimeoutMs);
-      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-      // WIRE-16: a length and its message may arrive in any number of segments.
-      while (pending.length >= 2) {
-        const length = pending.readUInt16BE(0);
-        if (pending.length < length + 2) break;
-        const message = pending.subarray(2, length + 2);
-        pending = pending.subarray(length + 2);
-        unanswered++;
-        // RFC 7766 §6.2.1.1: pipelined queries are answered as each completes.
-        const result = this.answer(runtime, message, peer);
-        if (result instanceof Promise) this.deliver(result, write);
-        else write(result);
-      }
-      if (unanswered >= this.options.tcpMaxPendingPerConnection) connection.pause();
+    this.tcpConnections.accept(socket, runtime, runtime.timeouts, (message: Buffer, connection: TcpConnection) => {
+      const result = this.answer(runtime, message, peer);
+      if (result instanceof Promise) this.deliver(result, connection.reply);
+      else connection.reply(result);
     });
   }
 
@@ -328,6 +353,7 @@ export class DnsServer {
       zone: zone!,
       server: listener.label,
       reenter: runtime.reenter,
+      overloaded: this.load.full,
     };
     let result: Reply | Promise<Reply>;
     try {
@@ -335,12 +361,21 @@ export class DnsServer {
     } catch (error) {
       return this.panicked(error, query, sizeLimit);
     }
-    if (!(result instanceof Promise)) return isSilent(result) ? null : encodeReply(query, result, sizeLimit);
-    if (this.inFlight >= this.options.maxInFlight) {
+    if (!(result instanceof Promise)) {
+      if (result === ServerReply.SHED) {
+        this.load.shed();
+        runtime.shed.inc();
+      }
+      return isSilent(result) ? null : encodeReply(query, result, sizeLimit);
+    }
+    if (this.load.full) {
+      // A plugin other than forward waits: answered now, its work ends on its own.
       result.catch(() => {});
+      this.load.shed();
+      runtime.shed.inc();
       return encodeReply(query, ServerReply.REFUSED, sizeLimit);
     }
-    this.inFlight++;
+    this.load.inFlight++;
     return result.then(
       (reply) => (isSilent(reply) ? null : encodeReply(query, reply, sizeLimit)),
       (error: unknown) => this.panicked(error, query, sizeLimit),
@@ -354,7 +389,7 @@ export class DnsServer {
    */
   private deliver(result: Promise<Answer>, send: (reply: Answer) => Promise<void> | void): void {
     result.then(send).finally(() => {
-      if (--this.inFlight === 0 && this.idle) this.idle();
+      if (--this.load.inFlight === 0 && this.idle) this.idle();
     });
   }
 
@@ -397,6 +432,25 @@ export function goListenError(transport: string, hostPort: string, error: unknow
 /** An IPv4 client on a dual-stack socket shows as ::ffff:a.b.c.d; logs and answers use a.b.c.d. */
 function unmapped(address: string): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+/**
+ * Room for 10,000 TCP connections, less when the open-files limit (which
+ * Node raises to the hard limit at startup) would not leave 1,000 descriptors
+ * for upstream sockets, files and watches.
+ */
+function defaultMaxTcpConnections(): number {
+  const limits = /^Max open files\s+(\d+)/m.exec(readLimits());
+  const openFiles = limits ? Number(limits[1]) : Infinity;
+  return Math.max(100, Math.min(10_000, openFiles - 1_000));
+}
+
+function readLimits(): string {
+  try {
+    return readFileSync('/proc/self/limits', 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 /** The listener a TCP server belongs to (set once the pair is bound). */

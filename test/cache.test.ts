@@ -337,7 +337,7 @@ describe('the hit path', () => {
   function request(name: string): Request {
     const query = decodeQuery(buildQuery(name)) as Query;
     const noop: Next = () => ServerReply.REFUSED;
-    return { query, transport: 'udp', remoteAddress: '127.0.0.1', remotePort: 1, family: 1, localAddress: '127.0.0.1', localPort: 53, zone: '.', server: 'dns://:53', reenter: noop };
+    return { query, transport: 'udp', remoteAddress: '127.0.0.1', remotePort: 1, family: 1, localAddress: '127.0.0.1', localPort: 53, zone: '.', server: 'dns://:53', reenter: noop, overloaded: false };
   }
   const block = { zones: ['.'], addresses: [], bindAddresses: [], corefile: 'Corefile', authorities: [], plugins: [], settings: {} } as never;
   const log = createLogger('cache', quietLog);

@@ -15,7 +15,7 @@
 import { forwardCoalesced, forwardHealthcheckBroken, forwardMaxConcurrentRejects } from '../../src/metrics.ts';
 import type { Next, Request, Transport } from '../../src/plugin.ts';
 import { HEADER_LENGTH, Rcode, TCP_MAX_SIZE, Type, UDP_MIN_SIZE } from '../../src/wire/constants.ts';
-import { emptyReply, type Reply } from '../../src/wire/message.ts';
+import { emptyReply, ServerReply, type Reply } from '../../src/wire/message.ts';
 import { isSubdomain } from '../../src/wire/names.ts';
 import { policyFor, type Policy } from './policy.ts';
 import type { Query } from '../../src/wire/query.ts';
@@ -98,6 +98,8 @@ export class Forward {
     if (flight !== undefined) {
       forwardCoalesced.inc();
     } else {
+      // At the server's in-flight cap no new upstream work starts (joining a question in flight costs none).
+      if (request.overloaded) return ServerReply.SHED;
       const limit = this.config.maxConcurrent;
       if (limit > 0 && this.flights.size >= limit) {
         // Refused at once, never queued; not a health failure (users.md P3).

@@ -111,8 +111,10 @@ export function emptyReply(rcode: number, flags = 0, error?: Error): Reply {
 
 const refused = Object.freeze(emptyReply(Rcode.REFUSED));
 const servfail = Object.freeze(emptyReply(Rcode.SERVFAIL));
+/** REFUSED from a plugin that would have waited on I/O while the server is at its in-flight cap (Request.overloaded). */
+const shed = Object.freeze(emptyReply(Rcode.REFUSED));
 /** Shared replies for the server's own answers; never mutated. */
-export const ServerReply = { REFUSED: refused, SERVFAIL: servfail } as const;
+export const ServerReply = { REFUSED: refused, SERVFAIL: servfail, SHED: shed } as const;
 
 /**
  * Replies that send nothing back: rrl drops a response or a request this way.
@@ -289,7 +291,11 @@ function encodeBody(reply: Reply, qname: string): EncodedBody {
       recordEnds.push(writer.length);
     }
   }
-  return { qname, bytes: writer.buffer.subarray(0, writer.length), recordEnds, ttlAt, anchors: writer.anchors };
+  // Bodies are memoised (kubernetes answers, cache entries): a slice of Node's shared 64 KiB
+  // allocation pool would keep the whole pool alive with it, so the body gets its own exact copy.
+  const bytes = Buffer.allocUnsafeSlow(writer.length);
+  writer.buffer.copy(bytes, 0, 0, writer.length);
+  return { qname, bytes, recordEnds, ttlAt, anchors: writer.anchors };
 }
 
 /**

@@ -108,6 +108,7 @@ export function buildRequest(name: string, type: string, reenter?: Next): Reques
     zone: '.',
     server: 'dns://:53',
     reenter: reenter ?? (() => NEXT_REPLY),
+    overloaded: false,
   };
 }
 

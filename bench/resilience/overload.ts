@@ -1,0 +1,101 @@
+// Unpaced overload: 200 UDP clients send as fast as this process can for 15 s
+// (no waiting for answers), a query mix like pods send plus a share of unique
+// external names (cache misses the server must forward), against the kubeadm
+// Corefile. Prints RSS before, peak (VmHWM) and 10 s after, replies per
+// second, how many were REFUSED (shed), and the time from the end of the load
+// until a cluster name and a forwarded name are both answered normally.
+//
+//   npx node bench/resilience/overload.ts [--clients 200] [--seconds 15] [--unique 0.3]
+//
+// Server environment (CLUSTERDNS_MAX_IN_FLIGHT...) passes through.
+
+import dgram from 'node:dgram';
+import { generateQueries } from '../synthetic.ts';
+import { encodeQuery, isNormalAnswer, measurePeak, memory, metricValue, option, rcodeOf, report, settledRss, sleep, startScenarioServer, traceMemory, udpQuery } from './common.ts';
+
+const CLIENTS = option('clients', 200);
+const SECONDS = option('seconds', 15);
+const UNIQUE_SHARE = option('unique', 0.3);
+/** Queries each client sends per turn of the event loop. */
+const BURST = option('burst', 4);
+
+const typeCodes: Record<string, number> = { A: 1, AAAA: 28, SRV: 33, PTR: 12 };
+
+const server = await startScenarioServer();
+try {
+  const mix = generateQueries(server.cluster, 20_000, 11).map((line, index) => {
+    const [name, type] = line.split(' ');
+    return encodeQuery(name!, index & 0xffff, typeCodes[type!] ?? 1);
+  });
+  const before = await settledRss(server);
+  const peak = measurePeak(server.pid);
+  const stopTrace = traceMemory(server);
+
+  let sent = 0;
+  let replies = 0;
+  let refused = 0;
+  const sockets = await Promise.all(Array.from({ length: CLIENTS }, () => new Promise<dgram.Socket>((resolve) => {
+    const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: 1 << 20 });
+    socket.on('message', (reply) => {
+      replies++;
+      if (rcodeOf(reply) === 5) refused++;
+    });
+    socket.on('error', () => {});
+    socket.bind(0, '127.0.0.1', () => resolve(socket));
+  })));
+  let running = true;
+  let unique = 0;
+  const started = performance.now();
+  const turn = () => {
+    if (!running) return;
+    for (const socket of sockets) {
+      for (let i = 0; i < BURST; i++) {
+        const packet = Math.random() < UNIQUE_SHARE
+          ? encodeQuery(`u${unique++}.load.example.com`, unique & 0xffff)
+          : mix[sent % mix.length]!;
+        socket.send(packet, server.dnsPort, '127.0.0.1');
+        sent++;
+      }
+    }
+    setImmediate(turn);
+  };
+  turn();
+  await sleep(SECONDS * 1000);
+  running = false;
+  const loadSeconds = (performance.now() - started) / 1000;
+  const stoppedAt = performance.now();
+  for (const socket of sockets) socket.close();
+
+  // Recovery: both a cluster name and a forwarded name answered normally.
+  let recoveryMs = NaN;
+  for (let attempt = 0; attempt < 500; attempt++) {
+    const [local, forwarded] = await Promise.all([
+      udpQuery(server.dnsPort, encodeQuery(server.clusterName, attempt), 250),
+      udpQuery(server.dnsPort, encodeQuery(`probe${attempt}.recovery.example.com`, attempt), 250),
+    ]);
+    if (isNormalAnswer(local) && isNormalAnswer(forwarded)) {
+      recoveryMs = performance.now() - stoppedAt;
+      break;
+    }
+    await sleep(10);
+  }
+  await sleep(10_000);
+  const peakRss = peak.stop();
+  stopTrace();
+  const after = memory(server.pid);
+  report({
+    scenario: 'overload',
+    clients: CLIENTS,
+    seconds: SECONDS,
+    rssBeforeMiB: before,
+    peakRssMiB: peakRss,
+    rssAfterMiB: after.rss,
+    sentPerSecond: sent / loadSeconds,
+    repliesPerSecond: replies / loadSeconds,
+    refusedPerSecond: refused / loadSeconds,
+    recoveryMs,
+    shedTotal: await metricValue(server, 'clusterdns_shed_queries_total'),
+  });
+} finally {
+  await server.stop();
+}
