@@ -12,7 +12,7 @@ import { observeQuery } from './dns-metrics.ts';
 import { createLogger, type Logger } from './log.ts';
 import type { Next, Request, Transport } from './plugin.ts';
 import { Class, Rcode, SERVER_UDP_SIZE, TCP_MAX_SIZE, Type, UDP_MIN_SIZE } from './wire/constants.ts';
-import { emptyReply, encodeRejection, encodeReply, ServerReply, type Reply } from './wire/message.ts';
+import { emptyReply, encodeChainReply, encodeRejection, encodeReply, ServerReply, type Reply } from './wire/message.ts';
 import { parentName } from './wire/names.ts';
 import { replyLookup } from './reply-lookup.ts';
 import { decodeQuery, isRejection, type Query } from './wire/query.ts';
@@ -333,14 +333,14 @@ export class DnsServer {
     } catch (error) {
       return this.panicked(error, query, sizeLimit);
     }
-    if (!(result instanceof Promise)) return encodeReply(query, result, sizeLimit);
+    if (!(result instanceof Promise)) return encodeChainReply(query, result, peer.transport);
     if (this.inFlight >= this.options.maxInFlight) {
       result.catch(() => {});
       return encodeReply(query, ServerReply.REFUSED, sizeLimit);
     }
     this.inFlight++;
     return result.then(
-      (reply) => encodeReply(query, reply, sizeLimit),
+      (reply) => encodeChainReply(query, reply, peer.transport),
       (error: unknown) => this.panicked(error, query, sizeLimit),
     );
   }
