@@ -6,6 +6,7 @@
 // implement are recognised, so the error says "not supported", not "unknown".
 
 import type { PluginDefinition } from './plugin.ts';
+import acl from '../plugins/acl/index.ts';
 import bind from '../plugins/bind/index.ts';
 import cache from '../plugins/cache/index.ts';
 import errors from '../plugins/errors/index.ts';
@@ -30,7 +31,7 @@ export const PLUGIN_ORDER: readonly string[] = [
 ];
 
 const implemented: readonly PluginDefinition<any>[] = [
-  bind, cache, errors, forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, whoami,
+  acl, bind, cache, errors, forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, whoami,
 ];
 
 /** Where an embedding program puts its own plugin in the chain: next to a plugin of the order. */
