@@ -2,10 +2,9 @@
 // 1.11.3 answers them (checked side by side with dig). Clients send from
 // different loopback addresses: Linux routes all of 127/8 to lo.
 
-import dgram from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import { registry } from '../src/metrics.ts';
-import { buildQuery, decodeReply, startServer, type DecodedReply, type QueryOptions, type RunningServer } from './support/dns.ts';
+import { buildQuery, decodeReply, sendUdp, startServer, type DecodedReply, type QueryOptions, type RunningServer } from './support/dns.ts';
 import { expectSetupError } from './support/setup-errors.ts';
 
 let running: RunningServer | null = null;
@@ -19,26 +18,10 @@ async function start(corefile: string): Promise<number> {
   return running.port;
 }
 
-/** A UDP query sent from `from` (a 127.x.y.z address); null when no reply came within the timeout. */
-function queryFrom(from: string, port: number, name: string, options: QueryOptions = {}, timeoutMs = 1000): Promise<DecodedReply | null> {
-  return new Promise((resolve, reject) => {
-    const socket = dgram.createSocket(from.includes(':') ? 'udp6' : 'udp4');
-    const timer = setTimeout(() => {
-      socket.close();
-      resolve(null);
-    }, timeoutMs);
-    socket.on('message', (reply) => {
-      clearTimeout(timer);
-      socket.close();
-      resolve(decodeReply(reply));
-    });
-    socket.on('error', (error) => {
-      clearTimeout(timer);
-      socket.close();
-      reject(error);
-    });
-    socket.bind(0, from, () => socket.send(buildQuery(name, options), port, from.includes(':') ? '::1' : '127.0.0.1'));
-  });
+/** A UDP query sent from `from` (a 127.x.y.z address, or ::1); null when no reply came within the timeout. */
+async function queryFrom(from: string, port: number, name: string, options: QueryOptions = {}, timeoutMs = 1000): Promise<DecodedReply | null> {
+  const reply = await sendUdp(port, buildQuery(name, options), timeoutMs, from.includes(':') ? '::1' : '127.0.0.1', from);
+  return reply === null ? null : decodeReply(reply);
 }
 
 type OptRecord = { type: 'OPT'; udpPayloadSize: number; flags: number; options: { code: number; data: Buffer }[] };

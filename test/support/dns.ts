@@ -69,8 +69,11 @@ export function buildQuery(name: string, options: QueryOptions = {}): Buffer {
   return dnsPacket.encode(packet);
 }
 
-/** Sends raw bytes over UDP; resolves with the reply bytes, or null after the timeout. */
-export function sendUdp(port: number, message: Buffer, timeoutMs = 3000, host = '127.0.0.1'): Promise<Buffer | null> {
+/**
+ * Sends raw bytes over UDP; resolves with the reply bytes, or null after the
+ * timeout. `from` binds the client to that source address (any of 127/8 works on Linux).
+ */
+export function sendUdp(port: number, message: Buffer, timeoutMs = 3000, host = '127.0.0.1', from?: string): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
     const socket = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
     const timer = setTimeout(() => {
@@ -87,7 +90,8 @@ export function sendUdp(port: number, message: Buffer, timeoutMs = 3000, host = 
       socket.close();
       reject(error);
     });
-    socket.send(message, port, host);
+    if (from === undefined) socket.send(message, port, host);
+    else socket.bind(0, from, () => socket.send(message, port, host));
   });
 }
 
