@@ -14,6 +14,7 @@ import forward from '../plugins/forward/index.ts';
 import health from '../plugins/health/index.ts';
 import hosts from '../plugins/hosts/index.ts';
 import kubernetes from '../plugins/kubernetes/index.ts';
+import local from '../plugins/local/index.ts';
 import loadbalance from '../plugins/loadbalance/index.ts';
 import log from '../plugins/log/index.ts';
 import loop from '../plugins/loop/index.ts';
@@ -31,7 +32,7 @@ export const PLUGIN_ORDER: readonly string[] = [
 ];
 
 const implemented: readonly PluginDefinition<any>[] = [
-  acl, bind, cache, errors, forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, whoami,
+  acl, bind, cache, errors, forward, health, hosts, kubernetes, loadbalance, local, log, loop, prometheus, ready, reload, whoami,
 ];
 
 /** Where an embedding program puts its own plugin in the chain: next to a plugin of the order. */
