@@ -7,8 +7,10 @@
 
 import type { PluginDefinition } from './plugin.ts';
 import acl from '../plugins/acl/index.ts';
+import any from '../plugins/any/index.ts';
 import bind from '../plugins/bind/index.ts';
 import cache from '../plugins/cache/index.ts';
+import chaos from '../plugins/chaos/index.ts';
 import errors from '../plugins/errors/index.ts';
 import forward from '../plugins/forward/index.ts';
 import health from '../plugins/health/index.ts';
@@ -18,6 +20,7 @@ import local from '../plugins/local/index.ts';
 import loadbalance from '../plugins/loadbalance/index.ts';
 import log from '../plugins/log/index.ts';
 import loop from '../plugins/loop/index.ts';
+import minimal from '../plugins/minimal/index.ts';
 import prometheus from '../plugins/prometheus/index.ts';
 import ready from '../plugins/ready/index.ts';
 import reload from '../plugins/reload/index.ts';
@@ -32,7 +35,7 @@ export const PLUGIN_ORDER: readonly string[] = [
 ];
 
 const implemented: readonly PluginDefinition<any>[] = [
-  acl, bind, cache, errors, forward, health, hosts, kubernetes, loadbalance, local, log, loop, prometheus, ready, reload, whoami,
+  acl, any, bind, cache, chaos, errors, forward, health, hosts, kubernetes, loadbalance, local, log, loop, minimal, prometheus, ready, reload, whoami,
 ];
 
 /** Where an embedding program puts its own plugin in the chain: next to a plugin of the order. */

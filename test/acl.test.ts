@@ -2,21 +2,12 @@
 // 1.11.3 answers them (checked side by side with dig). Clients send from
 // different loopback addresses: Linux routes all of 127/8 to lo.
 
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { registry } from '../src/metrics.ts';
-import { buildQuery, decodeReply, sendUdp, startServer, type DecodedReply, type QueryOptions, type RunningServer } from './support/dns.ts';
+import { buildQuery, decodeReply, sendUdp, serverPerTest, type DecodedReply, type QueryOptions } from './support/dns.ts';
 import { expectSetupError } from './support/setup-errors.ts';
 
-let running: RunningServer | null = null;
-afterEach(async () => {
-  await running?.stop();
-  running = null;
-});
-
-async function start(corefile: string): Promise<number> {
-  running = await startServer(corefile);
-  return running.port;
-}
+const start = serverPerTest();
 
 /** A UDP query sent from `from` (a 127.x.y.z address, or ::1); null when no reply came within the timeout. */
 async function queryFrom(from: string, port: number, name: string, options: QueryOptions = {}, timeoutMs = 1000): Promise<DecodedReply | null> {

@@ -5,6 +5,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import dnsPacket, { type DecodedPacket, type Packet } from 'dns-packet';
+import { afterEach } from 'vitest';
 import { planFromCorefile } from '../../src/config.ts';
 import { DnsServer, type ServerOptions } from '../../src/server.ts';
 import type { Next } from '../../src/plugin.ts';
@@ -33,6 +34,22 @@ export async function startServer(corefile: string, options: ServerOptions & { f
       await server.close(100);
       await stopPlugins(plan);
     },
+  };
+}
+
+/**
+ * For test files that start a server per test: returns a start function
+ * giving the port; the server is stopped after each test.
+ */
+export function serverPerTest(): (corefile: string) => Promise<number> {
+  let running: RunningServer | null = null;
+  afterEach(async () => {
+    await running?.stop();
+    running = null;
+  });
+  return async (corefile) => {
+    running = await startServer(corefile);
+    return running.port;
   };
 }
 
