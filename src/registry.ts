@@ -13,6 +13,7 @@ import cache from '../plugins/cache/index.ts';
 import chaos from '../plugins/chaos/index.ts';
 import errors from '../plugins/errors/index.ts';
 import forward from '../plugins/forward/index.ts';
+import header from '../plugins/header/index.ts';
 import health from '../plugins/health/index.ts';
 import hosts from '../plugins/hosts/index.ts';
 import kubernetes from '../plugins/kubernetes/index.ts';
@@ -35,7 +36,7 @@ export const PLUGIN_ORDER: readonly string[] = [
 ];
 
 const implemented: readonly PluginDefinition<any>[] = [
-  acl, any, bind, cache, chaos, errors, forward, health, hosts, kubernetes, loadbalance, local, log, loop, minimal, prometheus, ready, reload, whoami,
+  acl, any, bind, cache, chaos, errors, forward, header, health, hosts, kubernetes, loadbalance, local, log, loop, minimal, prometheus, ready, reload, whoami,
 ];
 
 /** Where an embedding program puts its own plugin in the chain: next to a plugin of the order. */

@@ -13,7 +13,7 @@ export interface Edns {
 }
 
 export interface Query {
-  /** The datagram or TCP message as received; only lowerUdpSize changes it. */
+  /** The datagram or TCP message as received; changed only where a plugin changes the request as CoreDNS does (bufsize, header). */
   packet: Buffer;
   id: number;
   opcode: number;
