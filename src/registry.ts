@@ -9,6 +9,7 @@ import type { PluginDefinition } from './plugin.ts';
 import acl from '../plugins/acl/index.ts';
 import any from '../plugins/any/index.ts';
 import bind from '../plugins/bind/index.ts';
+import bufsize from '../plugins/bufsize/index.ts';
 import cache from '../plugins/cache/index.ts';
 import chaos from '../plugins/chaos/index.ts';
 import errors from '../plugins/errors/index.ts';
@@ -17,11 +18,12 @@ import header from '../plugins/header/index.ts';
 import health from '../plugins/health/index.ts';
 import hosts from '../plugins/hosts/index.ts';
 import kubernetes from '../plugins/kubernetes/index.ts';
-import local from '../plugins/local/index.ts';
 import loadbalance from '../plugins/loadbalance/index.ts';
+import local from '../plugins/local/index.ts';
 import log from '../plugins/log/index.ts';
 import loop from '../plugins/loop/index.ts';
 import minimal from '../plugins/minimal/index.ts';
+import nsid from '../plugins/nsid/index.ts';
 import prometheus from '../plugins/prometheus/index.ts';
 import ready from '../plugins/ready/index.ts';
 import reload from '../plugins/reload/index.ts';
@@ -36,7 +38,8 @@ export const PLUGIN_ORDER: readonly string[] = [
 ];
 
 const implemented: readonly PluginDefinition<any>[] = [
-  acl, any, bind, cache, chaos, errors, forward, header, health, hosts, kubernetes, loadbalance, local, log, loop, minimal, prometheus, ready, reload, whoami,
+  acl, any, bind, bufsize, cache, chaos, errors, forward, header, health, hosts, kubernetes, loadbalance, local, log, loop,
+  minimal, nsid, prometheus, ready, reload, whoami,
 ];
 
 /** Where an embedding program puts its own plugin in the chain: next to a plugin of the order. */

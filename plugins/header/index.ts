@@ -6,7 +6,7 @@ import type { Directive } from '../../src/corefile/types.ts';
 import { createLogger } from '../../src/log.ts';
 import { definePlugin, whenReplied } from '../../src/plugin.ts';
 import { Flag } from '../../src/wire/constants.ts';
-import type { Reply } from '../../src/wire/message.ts';
+import { withHeader, type Reply } from '../../src/wire/message.ts';
 
 type FlagName = 'aa' | 'ra' | 'rd';
 
@@ -41,27 +41,12 @@ function applied(bits: number, rules: readonly FlagRule[]): number {
   return bits;
 }
 
-/**
- * The reply with new AA/RA bits and RD; its records are the original's, so
- * it derives from it and the encoder copies the original's encoded body.
- */
-function withHeader(reply: Reply, rules: readonly FlagRule[], queryFlags: number): Reply {
+/** The reply with the rules applied to its AA, RA and RD bits (RD is the query's unless a plugin set it). */
+function headerApplied(reply: Reply, rules: readonly FlagRule[], queryFlags: number): Reply {
   const before = reply.flags | ((reply.rd ?? (queryFlags & Flag.RD) !== 0) ? Flag.RD : 0);
   const after = applied(before, rules);
   if (after === before) return reply;
-  const copy: Reply = {
-    rcode: reply.rcode,
-    flags: after & ~Flag.RD,
-    answer: reply.answer,
-    authority: reply.authority,
-    additional: reply.additional,
-    rd: (after & Flag.RD) !== 0,
-    derived: reply.derived ?? { base: reply, ttl: null, order: null },
-  };
-  if (reply.edns !== undefined) copy.edns = reply.edns;
-  if (reply.silent !== undefined) copy.silent = reply.silent;
-  if (reply.error !== undefined) copy.error = reply.error;
-  return copy;
+  return withHeader(reply, { flags: after & ~Flag.RD, rd: (after & Flag.RD) !== 0 });
 }
 
 export default definePlugin<HeaderConfig>({
@@ -99,7 +84,7 @@ export default definePlugin<HeaderConfig>({
           query.packet.writeUInt16BE(query.flags, 2);
         }
         if (responseRules.length === 0) return next(request);
-        return whenReplied(next(request), (reply) => withHeader(reply, responseRules, query.flags));
+        return whenReplied(next(request), (reply) => headerApplied(reply, responseRules, query.flags));
       },
     };
   },

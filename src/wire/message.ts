@@ -131,6 +131,28 @@ export function emptyReply(rcode: number, flags = 0, error?: Error): Reply {
     : { rcode, flags, answer: noRecords, authority: noRecords, additional: noRecords };
 }
 
+/**
+ * `reply` with another header or OPT and the same records (header, nsid). It
+ * derives from `reply`, so the encoder copies the body already encoded for it.
+ */
+export function withHeader(reply: Reply, changes: Pick<Reply, 'flags' | 'rd' | 'edns'>): Reply {
+  const copy: Reply = {
+    rcode: reply.rcode,
+    flags: changes.flags,
+    answer: reply.answer,
+    authority: reply.authority,
+    additional: reply.additional,
+    derived: reply.derived ?? { base: reply, ttl: null, order: null },
+  };
+  const rd = 'rd' in changes ? changes.rd : reply.rd;
+  const edns = 'edns' in changes ? changes.edns : reply.edns;
+  if (rd !== undefined) copy.rd = rd;
+  if (edns !== undefined) copy.edns = edns;
+  if (reply.silent !== undefined) copy.silent = reply.silent;
+  if (reply.error !== undefined) copy.error = reply.error;
+  return copy;
+}
+
 const refused = Object.freeze(emptyReply(Rcode.REFUSED));
 const servfail = Object.freeze(emptyReply(Rcode.SERVFAIL));
 /** Shared replies for the server's own answers; never mutated. */
