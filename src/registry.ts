@@ -12,6 +12,7 @@ import bind from '../plugins/bind/index.ts';
 import bufsize from '../plugins/bufsize/index.ts';
 import cache from '../plugins/cache/index.ts';
 import chaos from '../plugins/chaos/index.ts';
+import dns64 from '../plugins/dns64/index.ts';
 import errors from '../plugins/errors/index.ts';
 import forward from '../plugins/forward/index.ts';
 import header from '../plugins/header/index.ts';
@@ -38,7 +39,7 @@ export const PLUGIN_ORDER: readonly string[] = [
 ];
 
 const implemented: readonly PluginDefinition<any>[] = [
-  acl, any, bind, bufsize, cache, chaos, errors, forward, header, health, hosts, kubernetes, loadbalance, local, log, loop,
+  acl, any, bind, bufsize, cache, chaos, dns64, errors, forward, header, health, hosts, kubernetes, loadbalance, local, log, loop,
   minimal, nsid, prometheus, ready, reload, whoami,
 ];
 
