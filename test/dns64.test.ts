@@ -11,7 +11,8 @@ const start = serverPerTest();
 const hosts = (ttl: number, fallthrough = false) =>
   ` hosts {\n 192.0.2.1 v4only.example\n 192.0.2.2 dual.example\n 2001:db8::1 dual.example\n ttl ${ttl}\n${fallthrough ? ' fallthrough\n' : ''} }\n`;
 
-const aaaa = (reply: DecodedReply) => (reply.answers ?? []).map((record) => `${record.name} ${record.ttl} ${record.type} ${String(record.data)}`);
+const aaaa = (reply: DecodedReply) =>
+  (reply.answers ?? []).map((record) => record as { name: string; ttl: number; type: string; data: string }).map((record) => `${record.name} ${record.ttl} ${record.type} ${record.data}`);
 const ask = (port: number, name: string, host = '::1') => queryUdp(port, name, { type: 'AAAA', host });
 
 describe('dns64', () => {
