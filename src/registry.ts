@@ -8,19 +8,28 @@
 // (before acl), so it sees every answer, cached ones included.
 
 import type { PluginDefinition } from './plugin.ts';
+import acl from '../plugins/acl/index.ts';
+import any from '../plugins/any/index.ts';
 import autopath from '../plugins/autopath/index.ts';
 import bind from '../plugins/bind/index.ts';
+import bufsize from '../plugins/bufsize/index.ts';
 import cache from '../plugins/cache/index.ts';
+import chaos from '../plugins/chaos/index.ts';
+import dns64 from '../plugins/dns64/index.ts';
 import errors from '../plugins/errors/index.ts';
 import file from '../plugins/file/index.ts';
 import forward from '../plugins/forward/index.ts';
+import header from '../plugins/header/index.ts';
 import health from '../plugins/health/index.ts';
 import hosts from '../plugins/hosts/index.ts';
 import k8sExternal from '../plugins/k8s_external/index.ts';
 import kubernetes from '../plugins/kubernetes/index.ts';
 import loadbalance from '../plugins/loadbalance/index.ts';
+import local from '../plugins/local/index.ts';
 import log from '../plugins/log/index.ts';
 import loop from '../plugins/loop/index.ts';
+import minimal from '../plugins/minimal/index.ts';
+import nsid from '../plugins/nsid/index.ts';
 import prometheus from '../plugins/prometheus/index.ts';
 import ready from '../plugins/ready/index.ts';
 import reload from '../plugins/reload/index.ts';
@@ -37,7 +46,8 @@ export const PLUGIN_ORDER: readonly string[] = [
 ];
 
 const implemented: readonly PluginDefinition<any>[] = [
-  autopath, bind, cache, errors, file, forward, health, hosts, k8sExternal, kubernetes, loadbalance, log, loop, prometheus, ready, reload, rrl, timeouts, whoami,
+  acl, any, autopath, bind, bufsize, cache, chaos, dns64, errors, file, forward, header, health, hosts, k8sExternal, kubernetes, loadbalance,
+  local, log, loop, minimal, nsid, prometheus, ready, reload, rrl, timeouts, whoami,
 ];
 
 /** Where an embedding program puts its own plugin in the chain: next to a plugin of the order. */

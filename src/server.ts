@@ -15,7 +15,7 @@ import { defaultMaxInFlight, LoadShedder, maxInFlightFromEnv } from './load-shed
 import { inFlightReaders, shedQueries, tcpConnectionsClosed, tcpConnectionsOpen } from './metrics.ts';
 import type { Next, Request, Transport } from './plugin.ts';
 import { Class, Rcode, SERVER_UDP_SIZE, TCP_MAX_SIZE, Type, UDP_MIN_SIZE } from './wire/constants.ts';
-import { emptyReply, encodeRejection, encodeReply, isSilent, ServerReply, type Reply } from './wire/message.ts';
+import { emptyReply, encodeChainReply, encodeRejection, encodeReply, ServerReply, type Reply } from './wire/message.ts';
 import { parentName } from './wire/names.ts';
 import { replyLookup } from './reply-lookup.ts';
 import { decodeQuery, isRejection, type Query } from './wire/query.ts';
@@ -366,7 +366,7 @@ export class DnsServer {
         this.load.shed();
         runtime.shed.inc();
       }
-      return isSilent(result) ? null : encodeReply(query, result, sizeLimit);
+      return encodeChainReply(query, result, peer.transport);
     }
     if (this.load.full) {
       // A plugin other than forward waits: answered now, its work ends on its own.
@@ -377,7 +377,7 @@ export class DnsServer {
     }
     this.load.inFlight++;
     return result.then(
-      (reply) => (isSilent(reply) ? null : encodeReply(query, reply, sizeLimit)),
+      (reply) => encodeChainReply(query, reply, peer.transport),
       (error: unknown) => this.panicked(error, query, sizeLimit),
     );
   }

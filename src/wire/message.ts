@@ -8,7 +8,7 @@
 
 import { isIP } from 'node:net';
 import * as ip from '@leichtgewicht/ip-codec';
-import { Flag, HEADER_LENGTH, Rcode, Type } from './constants.ts';
+import { Flag, HEADER_LENGTH, Rcode, TCP_MAX_SIZE, Type, UDP_MIN_SIZE } from './constants.ts';
 import { nameToLabels } from './names.ts';
 import type { Query } from './query.ts';
 
@@ -61,6 +61,16 @@ export interface Reply {
   answer: readonly ResourceRecord[];
   authority: readonly ResourceRecord[];
   additional: readonly ResourceRecord[];
+  /**
+   * An OPT record a plugin wrote (acl's extended error, nsid): sent even when
+   * the query had none. With a client OPT, the client's payload size is
+   * echoed and its DO bit added, as CoreDNS does with a plugin's OPT.
+   */
+  edns?: ReplyEdns;
+  /** RD as a plugin set it (header); absent: the query's. */
+  rd?: boolean;
+  /** No reply is sent at all (acl drop). */
+  silent?: boolean;
   /** Why the chain failed, for the errors plugin; the client sees only the rcode. */
   error?: Error;
   /** Memo of the encoded body for one question; see encodeReply. */
@@ -72,6 +82,18 @@ export interface Reply {
    * (same records, remaining TTL) and loadbalance on shuffled replies.
    */
   derived?: Derivation;
+}
+
+export interface ReplyEdns {
+  /** Payload size advertised when the query had no OPT. */
+  readonly udpSize: number;
+  readonly dnssecOk: boolean;
+  readonly options: readonly EdnsOption[];
+}
+
+export interface EdnsOption {
+  readonly code: number;
+  readonly data: Uint8Array;
 }
 
 /** How a reply's records come from its base's (Reply.derived). */
@@ -109,6 +131,28 @@ export function emptyReply(rcode: number, flags = 0, error?: Error): Reply {
     : { rcode, flags, answer: noRecords, authority: noRecords, additional: noRecords };
 }
 
+/**
+ * `reply` with another header or OPT and the same records (header, nsid). It
+ * derives from `reply`, so the encoder copies the body already encoded for it.
+ */
+export function withHeader(reply: Reply, changes: Pick<Reply, 'flags' | 'rd' | 'edns'>): Reply {
+  const copy: Reply = {
+    rcode: reply.rcode,
+    flags: changes.flags,
+    answer: reply.answer,
+    authority: reply.authority,
+    additional: reply.additional,
+    derived: reply.derived ?? { base: reply, ttl: null, order: null },
+  };
+  const rd = 'rd' in changes ? changes.rd : reply.rd;
+  const edns = 'edns' in changes ? changes.edns : reply.edns;
+  if (rd !== undefined) copy.rd = rd;
+  if (edns !== undefined) copy.edns = edns;
+  if (reply.silent !== undefined) copy.silent = reply.silent;
+  if (reply.error !== undefined) copy.error = reply.error;
+  return copy;
+}
+
 const refused = Object.freeze(emptyReply(Rcode.REFUSED));
 const servfail = Object.freeze(emptyReply(Rcode.SERVFAIL));
 /** REFUSED from a plugin that would have waited on I/O while the server is at its in-flight cap (Request.overloaded). */
@@ -122,14 +166,9 @@ export const ServerReply = { REFUSED: refused, SERVFAIL: servfail, SHED: shed } 
  * returns success and an error without writing).
  */
 export const SilentReply = {
-  RESPONSE_DROPPED: Object.freeze(emptyReply(Rcode.NOERROR, 0, new Error('response rate exceeded the limit'))),
-  REQUEST_DROPPED: Object.freeze(emptyReply(Rcode.NOERROR, 0, new Error('query rate exceeded the limit'))),
+  RESPONSE_DROPPED: Object.freeze({ ...emptyReply(Rcode.NOERROR, 0, new Error('response rate exceeded the limit')), silent: true }),
+  REQUEST_DROPPED: Object.freeze({ ...emptyReply(Rcode.NOERROR, 0, new Error('query rate exceeded the limit')), silent: true }),
 } as const;
-
-/** Two identity checks: the server asks this of every reply. */
-export function isSilent(reply: Reply): boolean {
-  return reply === SilentReply.RESPONSE_DROPPED || reply === SilentReply.REQUEST_DROPPED;
-}
 
 class BodyWriter {
   buffer = Buffer.allocUnsafe(512);
@@ -340,9 +379,17 @@ function layoutOf(reply: Reply, qname: string): Layout {
 
 const OPT_LENGTH = 11;
 
+/** Bytes of the reply's OPT record: none without EDNS on either side. */
+function optLengthOf(query: Query, reply: Reply): number {
+  if (reply.edns === undefined) return query.edns ? OPT_LENGTH : 0;
+  let length = OPT_LENGTH;
+  for (const option of reply.edns.options) length += 4 + option.data.length;
+  return length;
+}
+
 /** Length of `reply` to `query` on the wire before any truncation (log {rsize}, response size metrics). */
 export function encodedLength(query: Query, reply: Reply): number {
-  return query.questionEnd + layoutOf(reply, query.qname).body.bytes.length + (query.edns ? OPT_LENGTH : 0);
+  return query.questionEnd + layoutOf(reply, query.qname).body.bytes.length + optLengthOf(query, reply);
 }
 
 function recordLength(body: EncodedBody, index: number): number {
@@ -357,7 +404,7 @@ function recordLength(body: EncodedBody, index: number): number {
 export function encodeReply(query: Query, reply: Reply, sizeLimit: number): Buffer {
   const { body, order } = layoutOf(reply, query.qname);
   const questionLength = query.questionEnd - HEADER_LENGTH;
-  const optLength = query.edns ? OPT_LENGTH : 0;
+  const optLength = optLengthOf(query, reply);
   const fixed = HEADER_LENGTH + questionLength + optLength;
   const total = reply.answer.length + reply.authority.length + reply.additional.length;
   let kept = total;
@@ -374,7 +421,8 @@ export function encodeReply(query: Query, reply: Reply, sizeLimit: number): Buff
   }
   const out = Buffer.allocUnsafe(fixed + bodyLength);
   const truncated = kept < total ? Flag.TC : 0;
-  const requestBits = query.flags & (Flag.RD | Flag.CD | 0x7800); // RD, CD, opcode
+  let requestBits = query.flags & (Flag.RD | Flag.CD | 0x7800); // RD, CD, opcode
+  if (reply.rd !== undefined) requestBits = reply.rd ? requestBits | Flag.RD : requestBits & ~Flag.RD;
   put16(out, 0, query.id);
   put16(out, 2, Flag.QR | requestBits | (reply.flags & (Flag.AA | Flag.TC | Flag.RA | Flag.AD)) | truncated | (reply.rcode & 0xf));
   const answers = Math.min(kept, reply.answer.length);
@@ -400,8 +448,24 @@ export function encodeReply(query: Query, reply: Reply, sizeLimit: number): Buff
       at += end - start;
     }
   }
-  if (query.edns) writeOpt(out, fixed - OPT_LENGTH + bodyLength, query.edns.udpSize, reply.rcode >> 4, query.edns.dnssecOk);
+  if (optLength > 0) {
+    const edns = reply.edns;
+    const udpSize = query.edns?.udpSize ?? edns!.udpSize;
+    const dnssecOk = (query.edns?.dnssecOk ?? false) || (edns?.dnssecOk ?? false);
+    writeOpt(out, fixed - optLength + bodyLength, udpSize, reply.rcode >> 4, dnssecOk, edns?.options);
+  }
   return out;
+}
+
+/**
+ * The chain's reply to `query` on the wire, or null when a plugin chose
+ * silence (Reply.silent). The UDP size limit (WIRE-11) is read now, after
+ * the chain ran, because a plugin may have lowered it (bufsize).
+ */
+export function encodeChainReply(query: Query, reply: Reply, transport: 'udp' | 'tcp'): Buffer | null {
+  if (reply.silent === true) return null;
+  const sizeLimit = transport === 'tcp' ? TCP_MAX_SIZE : query.edns ? Math.max(query.edns.udpSize, UDP_MIN_SIZE) : UDP_MIN_SIZE;
+  return encodeReply(query, reply, sizeLimit);
 }
 
 // Header and TTL fields of every reply, at offsets inside the buffer just
@@ -432,14 +496,24 @@ function copyBytes(source: Buffer, start: number, end: number, target: Buffer, a
   for (let from = start; from < end; from++) target[at++] = source[from]!;
 }
 
-function writeOpt(out: Buffer, offset: number, udpSize: number, extendedRcode: number, dnssecOk: boolean): void {
+function writeOpt(
+  out: Buffer, offset: number, udpSize: number, extendedRcode: number, dnssecOk: boolean, options: readonly EdnsOption[] = [],
+): void {
   out[offset] = 0; // root owner
   out.writeUInt16BE(Type.OPT, offset + 1);
   out.writeUInt16BE(udpSize, offset + 3);
   out[offset + 5] = extendedRcode;
   out[offset + 6] = 0; // version 0
   out.writeUInt16BE(dnssecOk ? 0x8000 : 0, offset + 7);
-  out.writeUInt16BE(0, offset + 9); // no options echoed (WIRE-10 allows it)
+  // The client's options are not echoed (WIRE-10 allows it); a plugin's are written.
+  let at = offset + 11;
+  for (const option of options) {
+    out.writeUInt16BE(option.code, at);
+    out.writeUInt16BE(option.data.length, at + 2);
+    out.set(option.data, at + 4);
+    at += 4 + option.data.length;
+  }
+  out.writeUInt16BE(at - offset - 11, offset + 9);
 }
 
 /**

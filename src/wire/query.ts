@@ -6,14 +6,14 @@ import { Flag, HEADER_LENGTH, Opcode, Rcode, Type } from './constants.ts';
 import { nameToLabels } from './names.ts';
 
 export interface Edns {
-  /** The client's advertised UDP payload size, as sent (may be below 512). */
+  /** The client's advertised UDP payload size, as sent (may be below 512); see lowerUdpSize. */
   udpSize: number;
   version: number;
   dnssecOk: boolean;
 }
 
 export interface Query {
-  /** The datagram or TCP message as received; never modified. */
+  /** The datagram or TCP message as received; changed only where a plugin changes the request as CoreDNS does (bufsize, header). */
   packet: Buffer;
   id: number;
   opcode: number;
@@ -26,6 +26,8 @@ export interface Query {
   /** packet[12, questionEnd) is the question, echoed byte for byte in replies (WIRE-7). */
   questionEnd: number;
   edns: Edns | null;
+  /** Offset in the packet of the OPT record's TYPE field (options start 10 bytes later); -1 without EDNS. */
+  optAt: number;
 }
 
 /** Why a packet is not a query the chain can see, and what to answer. */
@@ -148,6 +150,7 @@ export function decodeQuery(packet: Buffer): Query | Rejection {
     let offset = questionEnd;
     for (let i = 0; i < ancount + nscount; i++) offset = skipRecord(packet, offset);
     let edns: Edns | null = null;
+    let optAt = -1;
     for (let i = 0; i < arcount; i++) {
       const nameStart = offset;
       offset = skipName(packet, offset);
@@ -162,11 +165,12 @@ export function decodeQuery(packet: Buffer): Query | Rejection {
           version: packet[offset + 5]!,
           dnssecOk: (packet.readUInt16BE(offset + 6) & 0x8000) !== 0,
         };
+        optAt = offset;
       }
       offset += 10 + rdlength;
       if (offset > packet.length) throw new Malformed('rdata runs past the end');
     }
-    return { packet, id: packet.readUInt16BE(0), opcode, flags, qname: name, qtype, qclass, questionEnd, edns };
+    return { packet, id: packet.readUInt16BE(0), opcode, flags, qname: name, qtype, qclass, questionEnd, edns, optAt };
   } catch (error) {
     if (error instanceof Malformed) return { rcode: Rcode.FORMERR, questionEnd };
     throw error;
@@ -179,6 +183,33 @@ function skipRecord(packet: Buffer, offset: number): number {
   offset += 10 + packet.readUInt16BE(offset + 8);
   if (offset > packet.length) throw new Malformed('rdata runs past the end');
   return offset;
+}
+
+/** The data of the query's first EDNS option `code`, or null (nsid). Cold: only plugins that look for an option call it. */
+export function ednsOption(query: Query, code: number): Buffer | null {
+  const { optAt, packet } = query;
+  if (optAt < 0) return null;
+  let offset = optAt + 10;
+  const end = offset + packet.readUInt16BE(optAt + 8);
+  while (offset + 4 <= end) {
+    const length = packet.readUInt16BE(offset + 2);
+    if (offset + 4 + length > end) return null;
+    if (packet.readUInt16BE(offset) === code) return packet.subarray(offset + 4, offset + 4 + length);
+    offset += 4 + length;
+  }
+  return null;
+}
+
+/**
+ * Lowers the client's advertised payload size in place, in the packet too,
+ * as CoreDNS's bufsize does to the request's OPT: the reply then advertises
+ * and fits the lower size (encodeChainReply) and a forwarded query carries it.
+ */
+export function lowerUdpSize(query: Query, size: number): void {
+  const { edns } = query;
+  if (edns === null || edns.udpSize <= size) return;
+  edns.udpSize = size;
+  query.packet.writeUInt16BE(size, query.optAt + 2);
 }
 
 export function isRejection(result: Query | Rejection): result is Rejection {

@@ -5,6 +5,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import dnsPacket, { type DecodedPacket, type Packet } from 'dns-packet';
+import { afterEach } from 'vitest';
 import { planFromCorefile } from '../../src/config.ts';
 import { DnsServer, type ServerOptions } from '../../src/server.ts';
 import type { Next } from '../../src/plugin.ts';
@@ -33,6 +34,22 @@ export async function startServer(corefile: string, options: ServerOptions & { f
       await server.close(100);
       await stopPlugins(plan);
     },
+  };
+}
+
+/**
+ * For test files that start a server per test: returns a start function
+ * giving the port; the server is stopped after each test.
+ */
+export function serverPerTest(): (corefile: string) => Promise<number> {
+  let running: RunningServer | null = null;
+  afterEach(async () => {
+    await running?.stop();
+    running = null;
+  });
+  return async (corefile) => {
+    running = await startServer(corefile);
+    return running.port;
   };
 }
 
@@ -69,8 +86,11 @@ export function buildQuery(name: string, options: QueryOptions = {}): Buffer {
   return dnsPacket.encode(packet);
 }
 
-/** Sends raw bytes over UDP; resolves with the reply bytes, or null after the timeout. */
-export function sendUdp(port: number, message: Buffer, timeoutMs = 3000, host = '127.0.0.1'): Promise<Buffer | null> {
+/**
+ * Sends raw bytes over UDP; resolves with the reply bytes, or null after the
+ * timeout. `from` binds the client to that source address (any of 127/8 works on Linux).
+ */
+export function sendUdp(port: number, message: Buffer, timeoutMs = 3000, host = '127.0.0.1', from?: string): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
     const socket = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
     const timer = setTimeout(() => {
@@ -87,7 +107,8 @@ export function sendUdp(port: number, message: Buffer, timeoutMs = 3000, host = 
       socket.close();
       reject(error);
     });
-    socket.send(message, port, host);
+    if (from === undefined) socket.send(message, port, host);
+    else socket.bind(0, from, () => socket.send(message, port, host));
   });
 }
 
