@@ -549,8 +549,8 @@ class Execution {
   private readonly template: GoTemplate;
   private readonly vars: Variable[];
   out = '';
-  /** The node being run, for the error message. */
-  private at: { pos: number; text: string } = { pos: 0, text: '' };
+  /** The command being run, for the error message. */
+  private at: Command | null = null;
 
   constructor(template: GoTemplate, data: unknown) {
     this.template = template;
@@ -559,10 +559,12 @@ class Execution {
 
   fail(message: string): never {
     const { name, source } = this.template;
-    const before = source.slice(0, this.at.pos);
+    const pos = this.at?.pos ?? 0;
+    const before = source.slice(0, pos);
     const line = before.split('\n').length;
-    const column = this.at.pos - before.lastIndexOf('\n') - 1;
-    throw new TemplateExecError(`template: ${name}:${line}:${column}: executing "${name}" at <${this.at.text}>: ${message}`);
+    const column = pos - before.lastIndexOf('\n') - 1;
+    const text = this.at === null ? '' : commandString(this.at);
+    throw new TemplateExecError(`template: ${name}:${line}:${column}: executing "${name}" at <${text}>: ${message}`);
   }
 
   list(list: readonly Node[], dot: unknown): void {
@@ -658,7 +660,7 @@ class Execution {
 
   private command(command: Command, dot: unknown, final: { value: unknown } | null): unknown {
     const [head, ...rest] = command.args;
-    this.at = { pos: command.pos, text: commandString(command) };
+    this.at = command;
     switch (head!.kind) {
       case 'identifier':
         return this.call(head!.name, rest, dot, final);

@@ -10,6 +10,7 @@
 // and AAAA questions are followed through the server itself (request.reenter).
 
 import { Counter } from 'prom-client';
+import { FastCounter, type CounterSeries } from '../../src/fast-metrics.ts';
 import { registry } from '../../src/metrics.ts';
 import { definePlugin, type Next, type Request } from '../../src/plugin.ts';
 import { withQuestion } from '../../src/request.ts';
@@ -24,7 +25,8 @@ import { templateData } from './data.ts';
 import { parseTemplateDirective, takes, type RecordTemplate, type TemplateRule } from './setup.ts';
 
 interface TemplateMetrics {
-  matches: Counter;
+  /** Touched by every answered question: plain numbers, no label hashing per query. */
+  matches: FastCounter;
   templateFailures: Counter;
   rrFailures: Counter;
 }
@@ -35,12 +37,7 @@ let metrics: TemplateMetrics | null = null;
 function templateMetrics(): TemplateMetrics {
   const failureLabels = ['server', 'zone', 'view', 'class', 'type', 'section', 'template'];
   metrics ??= {
-    matches: new Counter({
-      name: 'coredns_template_matches_total',
-      help: 'Counter of template regex matches.',
-      labelNames: ['server', 'zone', 'view', 'class', 'type'],
-      registers: [registry],
-    }),
+    matches: new FastCounter('coredns_template_matches_total', 'Counter of template regex matches.', ['server', 'zone', 'view', 'class', 'type'], registry),
     templateFailures: new Counter({
       name: 'coredns_template_template_failures_total',
       help: 'Counter of go template failures.',
@@ -77,8 +74,8 @@ export class TemplateHandler {
   private readonly rules: readonly TemplateRule[];
   private readonly zones: readonly string[];
   private readonly metrics = templateMetrics();
-  /** Label children by server, zone, class and type: no label hashing per query. */
-  private readonly matchCounters = new Map<string, { inc(): void }>();
+  /** Match counters by server, then by zone, class and type. */
+  private readonly matchCounters = new Map<string, Map<string, CounterSeries>>();
 
   constructor(rules: readonly TemplateRule[]) {
     this.rules = rules;
@@ -113,6 +110,8 @@ export class TemplateHandler {
       this.countMatch(request.server, zone, className, typeName);
       // A SERVFAIL rule answers nothing of its own: the server's SERVFAIL, as in CoreDNS.
       if (rule.rcode === Rcode.SERVFAIL) return ServerReply.SERVFAIL;
+      // No records to build (the AAAA NODATA recipe): one shared reply.
+      if (rule.answer.length + rule.additional.length + rule.authority.length === 0) return this.recordless(rule);
       const match: Match = { rule, zone, className, typeName, data: templateData(request, zone, regex, groups, className, typeName) };
       try {
         return this.answer(match, request);
@@ -124,12 +123,25 @@ export class TemplateHandler {
     return next(request);
   }
 
+  private readonly recordlessReplies = new Map<TemplateRule, Reply>();
+
+  private recordless(rule: TemplateRule): Reply {
+    let reply = this.recordlessReplies.get(rule);
+    if (reply === undefined) {
+      reply = { rcode: rule.rcode, flags: ReplyFlag.AA, answer: [], authority: [], additional: [], uncompressed: true };
+      this.recordlessReplies.set(rule, reply);
+    }
+    return reply;
+  }
+
   private countMatch(server: string, zone: string, className: string, typeName: string): void {
-    const key = `${server}\u0000${zone}\u0000${className}\u0000${typeName}`;
-    let counter = this.matchCounters.get(key);
+    let byServer = this.matchCounters.get(server);
+    if (byServer === undefined) this.matchCounters.set(server, (byServer = new Map()));
+    const key = `${zone} ${className} ${typeName}`;
+    let counter = byServer.get(key);
     if (counter === undefined) {
       counter = this.metrics.matches.labels(server, zone, '', className, typeName);
-      this.matchCounters.set(key, counter);
+      byServer.set(key, counter);
     }
     counter.inc();
   }

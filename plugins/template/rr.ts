@@ -79,24 +79,28 @@ function tokenize(text: string): { tokens: ZoneToken[]; leadingBlank: boolean } 
   return { tokens, leadingBlank };
 }
 
-/** The bytes of a character-string or label as written, with \X and \DDD undone. */
+/** The bytes of a character-string or label as written, with \\X and \\DDD undone. */
 function unescape(text: string): number[] {
   const bytes: number[] = [];
   for (let i = 0; i < text.length; i++) {
-    const char = text[i]!;
-    if (char === '\\' && i + 1 < text.length) {
+    let code = text.charCodeAt(i);
+    if (code === 0x5c && i + 1 < text.length) {
       const digits = text.slice(i + 1, i + 4);
       if (/^\d{3}$/.test(digits)) {
         const value = Number(digits);
         if (value > 255) throw new RecordSyntaxError(`dns: bad escape in "${text}"`);
         bytes.push(value);
         i += 3;
-      } else {
-        bytes.push(...Buffer.from(text[i + 1]!, 'utf8'));
-        i += 1;
+        continue;
       }
-    } else {
+      code = text.charCodeAt(++i);
+    }
+    if (code < 0x80) bytes.push(code);
+    else {
+      // Text beyond ASCII is its UTF-8 bytes, as Go reads the string.
+      const char = String.fromCodePoint(text.codePointAt(i)!);
       bytes.push(...Buffer.from(char, 'utf8'));
+      i += char.length - 1;
     }
   }
   return bytes;
