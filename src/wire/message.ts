@@ -76,6 +76,11 @@ export interface Reply {
   /** Memo of the encoded body for one question; see encodeReply. */
   encoded?: EncodedBody;
   /**
+   * Names written in full, none compressed: CoreDNS's template plugin sends
+   * its replies so, owner names in the case the template wrote them.
+   */
+  uncompressed?: boolean;
+  /**
    * Set when the records are `base`'s, possibly reordered and retimed: the
    * encoder copies base's memoised body record by record and rewrites the
    * TTLs instead of encoding the records again. The cache sets it on hits
@@ -181,7 +186,10 @@ class BodyWriter {
   /** See EncodedBody.anchors; the last entry is the record being written. */
   readonly anchors: number[] = [];
 
-  constructor(qname: string) {
+  private readonly compress: boolean;
+
+  constructor(qname: string, compress = true) {
+    this.compress = compress;
     // The question starts at offset 12; its suffixes can be pointed at.
     const labels = nameToLabels(qname);
     let offset = HEADER_LENGTH;
@@ -222,7 +230,7 @@ class BodyWriter {
   name(name: string, compress: boolean): void {
     const labels = nameToLabels(name);
     for (let i = 0; i < labels.length; i++) {
-      if (compress) {
+      if (compress && this.compress) {
         const suffix = labels.slice(i).join('.').toLowerCase();
         const target = this.names.get(suffix);
         if (target !== undefined) {
@@ -321,7 +329,7 @@ export function addressBytes(address: string): Uint8Array {
 }
 
 function encodeBody(reply: Reply, qname: string): EncodedBody {
-  const writer = new BodyWriter(qname);
+  const writer = new BodyWriter(qname, reply.uncompressed !== true);
   const recordEnds: number[] = [];
   const ttlAt: number[] = [];
   for (const section of [reply.answer, reply.authority, reply.additional]) {
