@@ -68,7 +68,7 @@ async function validate(options: CliOptions): Promise<number> {
     input = { text: '', file };
     report = { ok: false, errors: [{ file, line: null, message: (error as Error).message }], warnings: [] };
   }
-  process.stdout.write(options.json ? `${JSON.stringify(report)}\n` : formatReport(report, input.file));
+  process.stdout.write(options.json ? `${JSON.stringify(report)}\n` : formatReport(report, input.file === 'default' ? 'the default configuration' : input.file));
   return report.ok ? 0 : 1;
 }
 
