@@ -194,6 +194,10 @@ describe('what glibc really sends: getent ahosts in a network namespace with a p
     // ip netns exec bind-mounts /etc/netns/NAME/resolv.conf over /etc/resolv.conf for the command it runs.
     spawnSync('ip', ['netns', 'add', NAMESPACE]);
     spawnSync('ip', ['netns', 'exec', NAMESPACE, 'ip', 'link', 'set', 'lo', 'up']);
+    // A pod's eth0: an IPv4 address (and IPv6 link-local), which getaddrinfo's AI_ADDRCONFIG looks at.
+    for (const command of [['link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'peer0'], ['addr', 'add', '10.244.0.7/24', 'dev', 'eth0'], ['link', 'set', 'peer0', 'up'], ['link', 'set', 'eth0', 'up']]) {
+      spawnSync('ip', ['netns', 'exec', NAMESPACE, 'ip', ...command]);
+    }
     mkdirSync(`/etc/netns/${NAMESPACE}`, { recursive: true });
     writeFileSync(`/etc/netns/${NAMESPACE}/resolv.conf`, POD_RESOLV_CONF);
     const corefile = join(FIXTURE_DIR, 'Corefile');

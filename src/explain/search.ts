@@ -46,7 +46,10 @@ export interface SearchOptions {
   resolver?: StubResolver;
   /** A resolv.conf's text: its search/domain, ndots, attempts and no-aaaa replace the defaults. */
   resolvConf?: string;
-  /** Address types to ask (default both): A only is what an IPv4-only client asking with AI_ADDRCONFIG sends. */
+  /**
+   * Address types asked per candidate (default both, as getaddrinfo with AF_UNSPEC asks them; glibc 2.36
+   * still asks AAAA in a pod with only IPv4 and link-local IPv6, AI_ADDRCONFIG or not). A only: a client asking for AF_INET.
+   */
   types?: AddressType[];
 }
 
