@@ -13,12 +13,16 @@ export interface CliOptions {
   version: boolean;
   /** -h, -help (or --help): print the usage and exit 0, as Go's flag package does. */
   help: boolean;
+  /** -validate: check the Corefile as the server would set it up, bind nothing, and exit. */
+  validate: boolean;
+  /** -json (with -validate): the report as one JSON object. */
+  json: boolean;
 }
 
 export class UsageError extends Error {}
 
 const valueFlags = new Set(['conf', 'dns.port', 'p', 'pidfile']);
-const booleanFlags = new Set(['quiet', 'plugins', 'version']);
+const booleanFlags = new Set(['quiet', 'plugins', 'version', 'validate', 'json']);
 
 export const USAGE = `Usage of clusterdns:
   -conf string
@@ -31,11 +35,15 @@ export const USAGE = `Usage of clusterdns:
         List the plugins this build has (sorted by name, then in chain order), and exit
   -quiet
         Do not print the startup banner
+  -validate
+        Check the Corefile (every plugin's setup, all errors with their lines, warnings), bind nothing, and exit: 0 when valid, 1 otherwise
+  -json
+        With -validate: print the report as one JSON object { ok, errors, warnings }
   -version
         Show the version and exit`;
 
 export function parseArgs(argv: readonly string[]): CliOptions {
-  const options: CliOptions = { conf: null, dnsPort: 53, pidfile: null, quiet: false, plugins: false, version: false, help: false };
+  const options: CliOptions = { conf: null, dnsPort: 53, pidfile: null, quiet: false, plugins: false, version: false, help: false, validate: false, json: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (!arg.startsWith('-') || arg === '-' ) throw new UsageError(`extra command line arguments: ${argv.slice(i).join(' ')}`);
@@ -52,7 +60,7 @@ export function parseArgs(argv: readonly string[]): CliOptions {
     if (booleanFlags.has(name)) {
       const enabled = value === undefined || /^(1|t|true)$/i.test(value);
       if (value !== undefined && !/^(0|1|t|f|true|false)$/i.test(value)) throw new UsageError(`invalid boolean value "${value}" for -${name}`);
-      options[name as 'quiet' | 'plugins' | 'version'] = enabled;
+      options[name as 'quiet' | 'plugins' | 'version' | 'validate' | 'json'] = enabled;
       continue;
     }
     if (!valueFlags.has(name)) throw new UsageError(`flag provided but not defined: -${name}`);
@@ -68,6 +76,7 @@ export function parseArgs(argv: readonly string[]): CliOptions {
       options.dnsPort = port;
     }
   }
+  if (options.json && !options.validate) throw new UsageError('-json is only for -validate');
   return options;
 }
 

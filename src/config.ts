@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { followsPreferredSyntax, normalizeKey } from './corefile/address.ts';
 import { parseCorefile } from './corefile/parser.ts';
-import { CorefileError, type Directive, type ServerBlockSource, type ZoneAddress } from './corefile/types.ts';
+import { CorefileError, type Directive, type ServerBlockSource, type Token, type ZoneAddress } from './corefile/types.ts';
 import { buildChain } from './chain.ts';
 import { createLogger, processLog, writeLog, type LogSink } from './log.ts';
 import type { MemoryCluster } from '../plugins/kubernetes/memory-source.ts';
@@ -49,13 +49,18 @@ export interface PlanOptions {
   plugins?: PluginRegistry;
   /** In-memory clusters by name, for the kubernetes plugin's `memory NAME` (embedding API). */
   memoryClusters?: ReadonlyMap<string, MemoryCluster>;
+  /**
+   * -validate: every setup error is reported here and setup goes on without
+   * the key, directive or plugin at fault. Without it the first error throws.
+   */
+  onError?: (error: CorefileError) => void;
 }
 
 /** Parses the Corefile, imports expanded; syntax errors only, no plugin setup. */
 export function parseConfig(text: string, file: string, options: PlanOptions): ServerBlockSource[] {
   const log = options.log ?? processLog;
   const plugins = options.plugins ?? builtinPlugins;
-  return parseCorefile(text, file, { env: options.env, isDirective: (name) => plugins.isDirective(name), warn: (message) => writeLog('WARNING', message, log) });
+  return parseCorefile(text, file, { env: options.env, isDirective: (name) => plugins.isDirective(name), warn: (message) => writeLog('WARNING', message, log), onError: options.onError });
 }
 
 export function planFromCorefile(text: string, file: string, options: PlanOptions): ServerPlan {
@@ -75,14 +80,29 @@ export function planFromSources(sources: ServerBlockSource[], file: string, opti
   const log = options.log ?? processLog;
   const blocks = sources.map((source) => ({
     source,
-    addresses: source.keys.filter((key) => key.text !== '').flatMap((key) => normalizeKey(key, options.dnsPort)),
+    addresses: source.keys.filter((key) => key.text !== '').flatMap((key) => settle(options.onError, key, () => normalizeKey(key, options.dnsPort), [])),
   }));
   for (const zone of new Set(blocks.flatMap((block) => block.addresses.map((address) => address.zone)))) {
     // CF-11: only a warning, as in CoreDNS.
     if (!followsPreferredSyntax(zone)) writeLog('WARNING', `Domain "${zone}" does not follow RFC1035 preferred syntax`, log);
   }
   const plans = blocks.map(({ source, addresses }) => planBlock(source.directives, addresses, file, settings, log, options));
-  return { blocks: plans, listeners: planListeners(plans), settings, hash: configHash(sources) };
+  return { blocks: plans, listeners: planListeners(plans, options.onError), settings, hash: configHash(sources) };
+}
+
+/**
+ * Runs one setup step. Without a collector an error propagates as it is;
+ * with one (-validate) it is reported, as a CorefileError at `where` when the
+ * step threw something else, and `fallback` stands in for the result.
+ */
+function settle<T>(onError: PlanOptions['onError'], where: Token, step: () => T, fallback: T): T {
+  if (!onError) return step();
+  try {
+    return step();
+  } catch (error) {
+    onError(error instanceof CorefileError ? error : new CorefileError(where, error instanceof Error ? error.message : String(error)));
+    return fallback;
+  }
 }
 
 function planBlock(directives: Directive[], addresses: ZoneAddress[], corefile: string, settings: ServerSettings, log: LogSink, options: PlanOptions): BlockPlan {
@@ -103,7 +123,10 @@ function planBlock(directives: Directive[], addresses: ZoneAddress[], corefile: 
   for (const directive of directives) {
     const name = directive.name.text;
     if (!registry.definition(name)) {
-      throw new CorefileError(directive.name, `Directive '${name}' is a CoreDNS plugin that clusterdns does not support`);
+      const error = new CorefileError(directive.name, `Directive '${name}' is a CoreDNS plugin that clusterdns does not support`);
+      if (!options.onError) throw error;
+      options.onError(error);
+      continue;
     }
     byName.set(name, [...(byName.get(name) ?? []), directive]);
   }
@@ -112,8 +135,8 @@ function planBlock(directives: Directive[], addresses: ZoneAddress[], corefile: 
     const occurrences = byName.get(name);
     if (!occurrences) continue;
     const definition = registry.definition(name)!;
-    const config = definition.parse(occurrences, context);
-    const instance = definition.create(config, context, createLogger(name, log));
+    const instance = settle(options.onError, occurrences[0]!.name, () => definition.create(definition.parse(occurrences, context), context, createLogger(name, log)), null);
+    if (!instance) continue;
     plugins.push({ name, instance, directive: occurrences[0]!.name });
     if (instance.serve) handlers.push(instance.serve);
   }
@@ -130,7 +153,11 @@ function planBlock(directives: Directive[], addresses: ZoneAddress[], corefile: 
  * known: the same zone and port may be served on different addresses, not
  * twice on one, nor both on an address and on the wildcard (CF-14).
  */
-function planListeners(blocks: BlockPlan[]): ListenerPlan[] {
+function planListeners(blocks: BlockPlan[], onError?: PlanOptions['onError']): ListenerPlan[] {
+  const fail = (error: CorefileError): void => {
+    if (!onError) throw error;
+    onError(error);
+  };
   const listeners = new Map<string, ListenerPlan>();
   const boundZones = new Map<string, boolean>();
   for (const block of blocks) {
@@ -140,7 +167,8 @@ function planListeners(blocks: BlockPlan[]): ListenerPlan[] {
       const zonePort = `${address.zone}:${address.port}`;
       const seenBound = boundZones.get(zonePort);
       if (seenBound !== undefined && seenBound !== bound) {
-        throw new CorefileError(address.key, `cannot serve dns://${zonePort} - zone overlap listener capacity: it is served both on specific addresses (bind) and on all addresses`);
+        fail(new CorefileError(address.key, `cannot serve dns://${zonePort} - zone overlap listener capacity: it is served both on specific addresses (bind) and on all addresses`));
+        continue;
       }
       boundZones.set(zonePort, bound);
       for (const ip of binds) {
@@ -152,7 +180,8 @@ function planListeners(blocks: BlockPlan[]): ListenerPlan[] {
           listeners.set(id, listener);
         }
         if (listener.zones.has(address.zone)) {
-          throw new CorefileError(address.key, `cannot serve dns://${zonePort} - it is already defined`);
+          fail(new CorefileError(address.key, `cannot serve dns://${zonePort} - it is already defined`));
+          continue;
         }
         listener.zones.set(address.zone, block);
       }

@@ -10,6 +10,7 @@ import { limitHeapGrowth } from './heap-limits.ts';
 import { quietLog, writeLog } from './log.ts';
 import { builtinPlugins } from './registry.ts';
 import { Supervisor, type CorefileInput } from './supervisor.ts';
+import { formatReport, validateCorefile, type ValidationReport } from './validate.ts';
 import { VERSION } from './version.ts';
 import { isPrimaryOf, isWorker, runPrimary, workerCount } from './workers.ts';
 
@@ -50,6 +51,26 @@ function corefileReader(options: CliOptions): () => CorefileInput {
     return () => ({ text: readFileSync(file, 'utf8'), file });
   }
   return () => defaultCorefile(options.dnsPort);
+}
+
+/** -validate: the report on stdout (text or --json); exit 0 when the Corefile is valid, 1 otherwise. */
+async function validate(options: CliOptions): Promise<number> {
+  let input: CorefileInput;
+  let report: ValidationReport;
+  try {
+    input = corefileReader(options)();
+    report = await validateCorefile(input.text, input.file, { dnsPort: options.dnsPort });
+    if (input.file === 'default') {
+      report.warnings.unshift({ file: 'Corefile', line: null, message: 'no -conf given and ./Corefile does not exist: the server would serve the default configuration (whoami and log)' });
+    }
+  } catch (error) {
+    // The Corefile could not be read.
+    const file = options.conf ?? 'Corefile';
+    input = { text: '', file };
+    report = { ok: false, errors: [{ file, line: null, message: (error as Error).message }], warnings: [] };
+  }
+  process.stdout.write(options.json ? `${JSON.stringify(report)}\n` : formatReport(report, input.file === 'default' ? 'the default configuration' : input.file));
+  return report.ok ? 0 : 1;
 }
 
 function defaultCorefile(dnsPort: number): CorefileInput {
@@ -109,6 +130,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       `The list above is sorted by name. The order plugins run in, whatever their order in the Corefile:\n  ${builtinPlugins.implemented().join(' ')}\n`);
     return 0;
   }
+
+  if (options.validate) return validate(options);
 
   let workers: number;
   try {

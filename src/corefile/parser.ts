@@ -30,6 +30,12 @@ export interface ParseOptions {
   isDirective: (name: string) => boolean;
   /** Non-fatal findings, such as an import glob matching nothing. Default: a "[WARNING] " log line. */
   warn?: (message: string) => void;
+  /**
+   * Given (by -validate), an unknown directive is reported here and its line
+   * skipped, so that the errors after it are found too. Errors in the
+   * structure (braces, imports) still end the parse.
+   */
+  onError?: (error: CorefileError) => void;
 }
 
 /** Caps on import expansions per parse, as in coredns/caddy, so that import loops end (CF-10). */
@@ -354,11 +360,15 @@ class Parser {
 
       // CF-7: only the server-block level names plugins; option names inside
       // blocks are each plugin's business.
-      if (!level.owner && !this.options.isDirective(token.text)) {
-        throw new UnknownDirectiveError(token);
-      }
       const directive: Directive = { name: publicToken(token), args: [], block: null };
-      level.directives.push(directive);
+      if (!level.owner && !this.options.isDirective(token.text)) {
+        const error = new UnknownDirectiveError(token);
+        if (!this.options.onError) throw error;
+        // Read on into a directive no block holds: its line and option block are skipped whole.
+        this.options.onError(error);
+      } else {
+        level.directives.push(directive);
+      }
 
       // Arguments run to the end of the line. A `{` on the line opens the
       // option block; a `}` closes the enclosing block, which the loop reads.
