@@ -36,6 +36,7 @@ import reload from '../plugins/reload/index.ts';
 import rrl from '../plugins/rrl/index.ts';
 import timeouts from '../plugins/timeouts/index.ts';
 import template from '../plugins/template/index.ts';
+import rewrite from '../plugins/rewrite/index.ts';
 import whoami from '../plugins/whoami/index.ts';
 
 export const PLUGIN_ORDER: readonly string[] = [
@@ -48,7 +49,7 @@ export const PLUGIN_ORDER: readonly string[] = [
 
 const implemented: readonly PluginDefinition<any>[] = [
   acl, any, autopath, bind, bufsize, cache, chaos, dns64, errors, file, forward, header, health, hosts, k8sExternal, kubernetes, loadbalance,
-  local, log, loop, minimal, nsid, prometheus, ready, reload, rrl, template, timeouts, whoami,
+  local, log, loop, minimal, nsid, prometheus, ready, reload, rewrite, rrl, template, timeouts, whoami,
 ];
 
 /** Where an embedding program puts its own plugin in the chain: next to a plugin of the order. */

@@ -64,3 +64,16 @@ export function longestMatchingZone(name: string, zones: readonly string[]): str
   }
   return best;
 }
+
+/** A name the wire can carry (miekg/dns's IsDomainName): labels of 1..63 bytes, at most 255 bytes in all. */
+export function isWireName(name: string): boolean {
+  if (name === '.') return true;
+  const labels = nameToLabels(name);
+  if (labels.length === 0) return false;
+  let length = 1;
+  for (const label of labels) {
+    if (label.length === 0 || label.length > 63) return false;
+    length += label.length + 1;
+  }
+  return length <= 255;
+}
