@@ -3,7 +3,8 @@
 // so tests can run side by side), the kubernetes block is pointed at the
 // test API server, and template variables get test values.
 
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,8 +17,16 @@ const fixtures = fileURLToPath(new URL('./corefile/fixtures/', import.meta.url))
 
 let api: TestApiServer;
 let stub: TestUpstream;
+const zoneFile = join(mkdtempSync(join(tmpdir(), 'clusterdns-stock-')), 'db.example.internal');
 beforeAll(async () => {
+  writeFileSync(zoneFile, '$ORIGIN example.internal.\n$TTL 300\n@ IN SOA ns admin 1 7200 3600 1209600 300\n  IN NS ns\nns IN A 10.0.0.53\nwww IN A 10.0.0.80\n');
   api = await TestApiServer.start();
+  api.add({
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'edge', namespace: 'default' },
+    spec: { type: 'LoadBalancer', clusterIP: '10.96.0.20', clusterIPs: ['10.96.0.20'], externalIPs: ['192.0.2.50'], ports: [{ name: 'http', port: 80, protocol: 'TCP' }] },
+  });
   api.add({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default' } });
   api.add({
     apiVersion: 'v1',
@@ -47,7 +56,8 @@ function adapt(corefile: string, ports: Ports): string {
     .replace(/^(\s*)ready\s*$/m, `$1ready 127.0.0.1:${ports.ready}`)
     .replace('prometheus :9153', `prometheus 127.0.0.1:${ports.metrics}`)
     .replace(/(kubernetes cluster\.local in-addr\.arpa ip6\.arpa \{\n)/, `$1      endpoint ${api.url}\n`)
-    .replace('forward . 1.2.3.4', `forward . ${stub.hostPort}`);
+    .replace('forward . 1.2.3.4', `forward . ${stub.hostPort}`)
+    .replace('file db.example.internal', `file ${zoneFile}`);
 }
 
 async function run(fixture: string): Promise<{ server: Started; ports: Ports }> {
@@ -118,6 +128,37 @@ describe.each([
         expect(reply.answers).toMatchObject([{ type: 'A', data: '192.168.49.1' }]);
         await server.waitForOutput(/\[INFO\] 127\.0\.0\.1:\d+ - \d+ "A IN host\.minikube\.internal\. udp/);
       }
+    } finally {
+      expect(await stop(server)).toBe(0);
+    }
+  });
+});
+
+describe('STOCK-1 with every plugin a customised cluster adds (issue 12)', () => {
+  it('the kubeadm Corefile with rewrite, template, autopath, k8s_external, file, local, acl, any, chaos, header, minimal, dns64, bufsize, nsid and timeouts starts unchanged, and each answers', async () => {
+    const { server, ports } = await run('kubeadm-extended.Corefile');
+    try {
+      const ready = await fetch(`http://127.0.0.1:${ports.ready}/ready`);
+      expect([ready.status, await ready.text()]).toEqual([200, 'OK']);
+      const ask = (name: string, type = 'A') => queryUdp(ports.dns, name, { type });
+      expect((await ask('kubernetes.default.svc.cluster.local')).answers).toMatchObject([{ type: 'A', data: '10.96.0.1' }]);
+      // rewrite: answered under the name asked.
+      expect((await ask('alias.example.org')).answers).toMatchObject([{ name: 'alias.example.org', type: 'A', data: '10.96.0.1' }]);
+      // template: a record made from the name.
+      expect((await ask('ip-10-1-2-3.fake.test')).answers).toMatchObject([{ type: 'A', data: '10.1.2.3' }]);
+      // local, file, k8s_external.
+      expect((await ask('localhost')).answers).toMatchObject([{ type: 'A', data: '127.0.0.1' }]);
+      expect((await ask('www.example.internal')).answers).toMatchObject([{ type: 'A', data: '10.0.0.80' }]);
+      expect((await ask('edge.default.example.external')).answers).toMatchObject([{ type: 'A', data: '192.0.2.50' }]);
+      // dns64 (translate_all): AAAA made from the A record.
+      expect((await ask('kubernetes.default.svc.cluster.local', 'AAAA')).answers).toMatchObject([{ type: 'AAAA', data: '64:ff9b::a60:1' }]);
+      // any: RFC 8482; acl: MX from loopback refused.
+      expect((await ask('kubernetes.default.svc.cluster.local', 'ANY')).answers).toMatchObject([{ type: 'HINFO' }]);
+      expect((await ask('kubernetes.default.svc.cluster.local', 'MX')).rcode).toBe('REFUSED');
+      // header: RA set on responses.
+      expect((await ask('kubernetes.default.svc.cluster.local')).flags! & 0x80).toBe(0x80);
+      const metrics = await (await fetch(`http://127.0.0.1:${ports.metrics}/metrics`)).text();
+      expect(metrics).toMatch(/coredns_acl_blocked_requests_total\{[^}]*\} [1-9]/);
     } finally {
       expect(await stop(server)).toBe(0);
     }
