@@ -48,7 +48,7 @@ describe('flags (CF-21)', () => {
     expect(result.stdout).toMatch(
       new RegExp(`\\n {2}dns\\.whoami\\n\\nThe list above is sorted by name\\. The order plugins run in, whatever their order in the Corefile:\\n {2}${builtinPlugins.implemented().join(' ')}\\n$`),
     );
-    expect(builtinPlugins.implemented().join(' ')).toMatch(/^reload bind ready health prometheus errors log loadbalance cache .*hosts .*kubernetes .*loop forward .*whoami$/);
+    expect(builtinPlugins.implemented().join(' ')).toMatch(/^reload bind ready health explain prometheus errors log .*loadbalance cache .*hosts .*kubernetes .*loop forward .*whoami$/);
   });
 
   it('an unknown flag exits 2 with the usage', async () => {

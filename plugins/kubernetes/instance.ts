@@ -9,11 +9,12 @@
 
 import { networkInterfaces } from 'node:os';
 import type { Logger } from '../../src/log.ts';
-import type { BlockContext, Handler, PluginInstance } from '../../src/plugin.ts';
+import type { BlockContext, Handler, PluginExplainer, PluginInstance } from '../../src/plugin.ts';
 import { Rcode } from '../../src/wire/constants.ts';
 import type { Reply } from '../../src/wire/message.ts';
 import { isSubdomain, longestMatchingZone } from '../../src/wire/names.ts';
 import { Answers, NAME_ERROR } from './answer.ts';
+import { explainKubernetes } from './explain.ts';
 import type { ClusterSource } from './model.ts';
 import { canonicalIP, isLoopback, isUnspecified } from './reverse.ts';
 import type { KubernetesConfig } from './setup.ts';
@@ -129,6 +130,11 @@ export class KubernetesInstance implements PluginInstance {
     byName.set(qname, entry);
     this.memoSize++;
     return entry === FALLTHROUGH ? next(request) : entry;
+  };
+
+  /** explain (cold path): how the name parsed, the object matched, or why NXDOMAIN/NODATA (explain.ts). */
+  readonly explain: PluginExplainer = {
+    after: (request, reply, step, passedOn) => explainKubernetes(this.config, this.store, request, reply, step, passedOn),
   };
 
   /** KP-24: start the source, then wait for its first sync up to startup_timeout. */
