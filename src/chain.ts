@@ -7,8 +7,8 @@ import { emptyReply, type Reply } from './wire/message.ts';
 
 const noNextPlugin = Object.freeze(emptyReply(Rcode.SERVFAIL, 0, new Error('no next plugin found')));
 
-/** Falling off the end of the chain is SERVFAIL, as in CoreDNS (CF-20). */
-const endOfChain: Next = () => noNextPlugin;
+/** Falling off the end of the chain is SERVFAIL, as in CoreDNS (CF-20). Explain's traced chain ends here too. */
+export const endOfChain: Next = () => noNextPlugin;
 
 export function buildChain(handlers: readonly Handler[]): Next {
   let next: Next = endOfChain;

@@ -87,7 +87,10 @@ export function planFromSources(sources: ServerBlockSource[], file: string, opti
     if (!followsPreferredSyntax(zone)) writeLog('WARNING', `Domain "${zone}" does not follow RFC1035 preferred syntax`, log);
   }
   const plans = blocks.map(({ source, addresses }) => planBlock(source.directives, addresses, file, settings, log, options));
-  return { blocks: plans, listeners: planListeners(plans, options.onError), settings, hash: configHash(sources) };
+  const plan: ServerPlan = { blocks: plans, listeners: planListeners(plans, options.onError), settings, hash: configHash(sources) };
+  // explain: the endpoint's plugin reaches the whole plan (zone selection across blocks) through its settings.
+  settings.plan = plan;
+  return plan;
 }
 
 /**

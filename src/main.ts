@@ -107,6 +107,8 @@ function markOnMainThreadIfSingleCpu(): void {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
+  // `clusterdns explain ...` (issue 13): loaded only when asked for.
+  if (argv[0] === 'explain') return (await import('./explain/cli.ts')).runExplain(argv.slice(1));
   let options: CliOptions;
   try {
     options = parseArgs(argv);

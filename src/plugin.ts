@@ -4,6 +4,7 @@
 // into a typed config (throwing CorefileError with file and line), `create`
 // builds the instance once per server block, and only `serve` runs per query.
 
+import type { ServerPlan } from './config.ts';
 import type { Directive, Token, ZoneAddress } from './corefile/types.ts';
 import type { Logger, LogSink } from './log.ts';
 import type { MemoryCluster } from '../plugins/kubernetes/memory-source.ts';
@@ -37,6 +38,34 @@ export interface Request {
    * upstream work (users.md P3). Answers that need no I/O go on as usual.
    */
   overloaded: boolean;
+  /**
+   * Set only on a query run by explain (src/explain), never by the listeners:
+   * this plugin's step of the trace, for details only the plugin sees while
+   * it serves (forward: the upstreams tried). Plugins on the hot path read it
+   * only where they already wait on I/O.
+   */
+  trace?: TraceStep;
+}
+
+/** One plugin's step of an explain trace. */
+export interface TraceStep {
+  readonly plugin: string;
+  /** What the plugin decided: answered, passed on, hit, miss, NXDOMAIN... */
+  outcome: string;
+  /** Facts behind the decision, as JSON values. */
+  readonly detail: Record<string, unknown>;
+}
+
+/**
+ * What a plugin can say about a query, asked only by explain (cold path):
+ * `before` right before its handler runs, `after` once it replied. The
+ * traced chain already records for every plugin whether it answered or
+ * passed the query on and what the reply held; these add the why.
+ */
+export interface PluginExplainer {
+  before?(request: Request): Record<string, unknown> | undefined;
+  /** `passedOn`: the handler called the rest of the chain. May set step.outcome. */
+  after?(request: Request, reply: Reply, step: TraceStep, passedOn: boolean): void;
 }
 
 /**
@@ -68,6 +97,8 @@ export interface PluginInstance {
    * query the server itself, such as loop.
    */
   listening?(listeners: readonly ListeningAddress[]): void;
+  /** For `clusterdns explain` and the explain endpoint only (src/explain). */
+  explain?: PluginExplainer;
 }
 
 /** A listener of a block, once open. */
@@ -129,6 +160,8 @@ export interface ServerSettings {
   reload: { intervalMs: number; jitterMs: number } | null;
   /** `health { lameduck }`: how long DNS keeps serving after SIGTERM (HEALTH-3). */
   lameduckMs: number;
+  /** The plan these settings belong to, once planned: the explain endpoint selects zones across its blocks. */
+  plan?: ServerPlan;
 }
 
 export interface Authority {

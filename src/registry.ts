@@ -5,7 +5,8 @@
 // of the Corefile (CF-15). Names CoreDNS knows but clusterdns does not
 // implement are recognised, so the error says "not supported", not "unknown".
 // One external plugin is in the list: rrl, where its plugin.cfg.yaml puts it
-// (before acl), so it sees every answer, cached ones included.
+// (before acl), so it sees every answer, cached ones included. explain is
+// clusterdns's own, next to health: its handler sees every reply (top-K).
 
 import type { PluginDefinition } from './plugin.ts';
 import acl from '../plugins/acl/index.ts';
@@ -17,6 +18,7 @@ import cache from '../plugins/cache/index.ts';
 import chaos from '../plugins/chaos/index.ts';
 import dns64 from '../plugins/dns64/index.ts';
 import errors from '../plugins/errors/index.ts';
+import explain from '../plugins/explain/index.ts';
 import file from '../plugins/file/index.ts';
 import forward from '../plugins/forward/index.ts';
 import header from '../plugins/header/index.ts';
@@ -41,14 +43,14 @@ import whoami from '../plugins/whoami/index.ts';
 
 export const PLUGIN_ORDER: readonly string[] = [
   'metadata', 'geoip', 'cancel', 'tls', 'timeouts', 'reload', 'nsid', 'bufsize', 'root', 'bind', 'debug',
-  'trace', 'ready', 'health', 'pprof', 'prometheus', 'errors', 'log', 'dnstap', 'local', 'dns64', 'rrl', 'acl',
+  'trace', 'ready', 'health', 'explain', 'pprof', 'prometheus', 'errors', 'log', 'dnstap', 'local', 'dns64', 'rrl', 'acl',
   'any', 'chaos', 'loadbalance', 'tsig', 'cache', 'rewrite', 'header', 'dnssec', 'autopath', 'minimal',
   'template', 'transfer', 'hosts', 'route53', 'azure', 'clouddns', 'k8s_external', 'kubernetes', 'file',
   'auto', 'secondary', 'etcd', 'loop', 'forward', 'grpc', 'erratic', 'whoami', 'on', 'sign', 'view',
 ];
 
 const implemented: readonly PluginDefinition<any>[] = [
-  acl, any, autopath, bind, bufsize, cache, chaos, dns64, errors, file, forward, header, health, hosts, k8sExternal, kubernetes, loadbalance,
+  acl, any, autopath, bind, bufsize, cache, chaos, dns64, errors, explain, file, forward, header, health, hosts, k8sExternal, kubernetes, loadbalance,
   local, log, loop, minimal, nsid, prometheus, ready, reload, rewrite, rrl, template, timeouts, whoami,
 ];
 

@@ -76,7 +76,7 @@ example.org:1053 {
     whoami
 }
 example.org:1053 {
-    rewrite name a b
+    etcd example.org
 }
 
 tls://.:853 {
@@ -92,7 +92,7 @@ tls://.:853 {
       [file, 5, 'plugin/kubernetes: wrong value for pods: sometimes, must be one of: disabled, verified, insecure'],
       [file, 7, expect.stringMatching(/^Wrong argument count or unexpected line ending after '\.'/)],
       [file, 14, 'cannot serve dns://example.org.:1053 - it is already defined'],
-      [file, 15, "Directive 'rewrite' is a CoreDNS plugin that clusterdns does not support"],
+      [file, 15, "Directive 'etcd' is a CoreDNS plugin that clusterdns does not support"],
       [file, 18, expect.stringMatching(/^cannot serve tls:\/\/\.:853: the tls:\/\/ scheme/)],
     ]);
 

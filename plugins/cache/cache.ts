@@ -15,7 +15,7 @@
 import type { Logger } from '../../src/log.ts';
 import { whenReplied, type Authority, type BlockContext, type Next, type Request } from '../../src/plugin.ts';
 import { typify, type ResponseType } from '../../src/wire/classify.ts';
-import { Flag, Opcode, Rcode, Type } from '../../src/wire/constants.ts';
+import { Flag, Opcode, Rcode, rcodeName, Type } from '../../src/wire/constants.ts';
 import { ReplyFlag, ServerReply, type Reply, type ResourceRecord } from '../../src/wire/message.ts';
 import { isSubdomain } from '../../src/wire/names.ts';
 import type { Query } from '../../src/wire/query.ts';
@@ -269,6 +269,27 @@ export class Cache implements StatsSource {
     }
     const withAd = query.edns?.dnssecOk === true || (query.flags & Flag.AD) !== 0;
     return hitReply(entry, ttl, withAd);
+  }
+
+  /**
+   * explain (cold path, never per query): the entry a lookup finds now, as
+   * facts for the trace, without counting a request. Also asked after a
+   * miss, to say what was stored.
+   */
+  explainLookup(query: Query): Record<string, unknown> {
+    if (query.opcode !== Opcode.QUERY || query.qtype === Type.AXFR || query.qtype === Type.IXFR) return { cached: 'never (not a plain query)' };
+    if (!this.covers(query.qname)) return { cached: 'never (name outside the cache zones)' };
+    const now = clock();
+    const entry = this.lookup(cacheKind(query), query.qname, now);
+    if (entry === undefined) return { entry: null };
+    const left = entry.ttl - Math.floor((now - entry.storedAt) / 1000);
+    return {
+      entry: entry.serverError ? 'server error' : entry.denial ? 'negative' : 'positive',
+      rcode: rcodeName(entry.rcode),
+      ttlLeft: Math.max(left, 0),
+      ttlStored: entry.ttl,
+      ...(left <= 0 ? { stale: true } : {}),
+    };
   }
 
   /**

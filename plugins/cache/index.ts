@@ -17,6 +17,21 @@ export default definePlugin<CacheConfig>({
       serve: (request, next) => cache.serve(request, next),
       start: () => cache.start(),
       stop: () => cache.stop(),
+      // explain: hit or miss, positive or negative, TTL left; after a miss, what was stored.
+      explain: {
+        before: (request) => cache.explainLookup(request.query),
+        after(request, _reply, step) {
+          if (step.detail['entry']) {
+            step.outcome = step.detail['stale'] ? 'hit (stale)' : 'hit';
+            return;
+          }
+          if (step.detail['cached'] !== undefined) return;
+          step.outcome = 'miss';
+          delete step.detail['entry'];
+          const stored = cache.explainLookup(request.query);
+          step.detail['stored'] = stored['entry'] ? `${stored['entry']} for ${stored['ttlLeft']}s` : 'nothing';
+        },
+      },
     };
   },
 });

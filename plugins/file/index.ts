@@ -147,6 +147,15 @@ export default definePlugin<FileConfig[]>({
       serve: (request, next) => serveFrom(0, request, next),
       start: () => files.forEach((file) => file.start()),
       stop: () => files.forEach((file) => file.stop()),
+      // explain: the zone and the file it was read from.
+      explain: {
+        after(request, _reply, step) {
+          const file = files.find((candidate) => longestMatchingZone(request.query.qname, candidate.zones) !== null);
+          if (file === undefined) return;
+          step.detail['zone'] = longestMatchingZone(request.query.qname, file.zones);
+          step.detail['file'] = file.config.path;
+        },
+      },
     };
   },
 });

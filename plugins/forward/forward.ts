@@ -13,8 +13,8 @@
 // its own question back, because replies are encoded from each client's query.
 
 import { forwardCoalesced, forwardHealthcheckBroken, forwardMaxConcurrentRejects } from '../../src/metrics.ts';
-import type { Next, Request, Transport } from '../../src/plugin.ts';
-import { HEADER_LENGTH, Rcode, TCP_MAX_SIZE, Type, UDP_MIN_SIZE } from '../../src/wire/constants.ts';
+import type { Next, Request, TraceStep, Transport } from '../../src/plugin.ts';
+import { HEADER_LENGTH, Rcode, rcodeName, TCP_MAX_SIZE, Type, UDP_MIN_SIZE } from '../../src/wire/constants.ts';
 import { emptyReply, ServerReply, type Reply } from '../../src/wire/message.ts';
 import { isSubdomain } from '../../src/wire/names.ts';
 import { policyFor, type Policy } from './policy.ts';
@@ -46,6 +46,10 @@ function flightKey(query: Query, transport: Transport): string {
 }
 
 let uncoalesced = 0;
+
+function elapsed(since: number): number {
+  return Math.round((performance.now() - since) * 1000) / 1000;
+}
 
 export class Forward {
   readonly config: ForwardConfig;
@@ -93,6 +97,8 @@ export class Forward {
   serve(request: Request, next: Next, nextIsForward: boolean): Reply | Promise<Reply> {
     const { query } = request;
     if (!this.matches(query.qname)) return next(request);
+    // explain: a traced query walks on its own, recording each try (never set on the serving path).
+    if (request.trace !== undefined) return this.tracedServe(request, next, nextIsForward, request.trace);
     const key = flightKey(query, request.transport);
     let flight = this.flights.get(key);
     if (flight !== undefined) {
@@ -114,16 +120,34 @@ export class Forward {
       };
       void flight.then(landed, landed);
     }
-    return flight.then((outcome) => {
-      if (outcome instanceof Error) return emptyReply(Rcode.SERVFAIL, 0, outcome);
-      if (outcome.mismatch) return formErr;
-      if (nextIsForward && this.config.next.includes(outcome.rcode)) return next(request);
-      return outcome.reply;
-    });
+    return flight.then((outcome) => this.relay(outcome, request, next, nextIsForward));
   }
 
-  /** Asks the upstreams in policy order until one answers or time runs out (FWD-5); never rejects. */
-  private async walk(query: Query, transport: Transport): Promise<Outcome> {
+  private relay(outcome: Outcome, request: Request, next: Next, nextIsForward: boolean): Reply | Promise<Reply> {
+    if (outcome instanceof Error) return emptyReply(Rcode.SERVFAIL, 0, outcome);
+    if (outcome.mismatch) return formErr;
+    if (nextIsForward && this.config.next.includes(outcome.rcode)) return next(request);
+    return outcome.reply;
+  }
+
+  /** explain: the walk of one traced query, its tries in the trace step (cold path). */
+  private async tracedServe(request: Request, next: Next, nextIsForward: boolean, step: TraceStep): Promise<Reply> {
+    const tries: Record<string, unknown>[] = [];
+    const line = { from: this.config.from, policy: this.config.policy, upstreams: this.proxies.map((proxy) => proxy.addr) };
+    const lines = (step.detail['lines'] ??= []) as unknown[];
+    lines.push({ ...line, tries });
+    const outcome = await this.walk(request.query, request.transport, tries);
+    const reply = await this.relay(outcome, request, next, nextIsForward);
+    if (outcome instanceof Error) step.detail['error'] = outcome.message;
+    else if (reply !== outcome.reply) step.detail['handedOn'] = `rcode ${rcodeName(outcome.rcode)} is in next`;
+    return reply;
+  }
+
+  /**
+   * Asks the upstreams in policy order until one answers or time runs out
+   * (FWD-5); never rejects. `tries`, only for explain, gets each attempt.
+   */
+  private async walk(query: Query, transport: Transport, tries?: Record<string, unknown>[]): Promise<Outcome> {
     const { config, proxies } = this;
     // FWD-6: the reply is read into max(client's size, 512); TCP clients take 64 KiB.
     const bufSize = transport === 'tcp' ? TCP_MAX_SIZE : Math.max(query.edns?.udpSize ?? 0, UDP_MIN_SIZE);
@@ -161,9 +185,11 @@ export class Forward {
       let forceTcp = config.forceTcp;
       // A try the deadline cuts short says little about the upstream: its error does not replace an earlier one.
       const cutShort = deadline - performance.now() < timing.readTimeoutMs;
+      const tried = tries === undefined ? 0 : performance.now();
       try {
         for (;;) {
           const result = await proxy.exchange(query, this.proto(proxy, transport, forceTcp), bufSize, deadline);
+          tries?.push({ upstream: proxy.addr, proto: this.proto(proxy, transport, forceTcp), rttMs: elapsed(tried), rcode: rcodeName(result.rcode), ...(result.truncated ? { truncated: true } : {}) });
           // prefer_udp: a truncated UDP reply is retried over TCP on the same upstream (FWD-8).
           if (result.truncated && config.preferUdp && !forceTcp && !proxy.isTls) {
             forceTcp = true;
@@ -173,6 +199,7 @@ export class Forward {
         }
       } catch (error) {
         if (lastError === null || !cutShort) lastError = error instanceof Error ? error : new Error(String(error));
+        tries?.push({ upstream: proxy.addr, proto: this.proto(proxy, transport, forceTcp), rttMs: elapsed(tried), error: (error as Error).message });
         // FWD-9: a failed query starts health checking of that upstream.
         if (config.maxFails !== 0) proxy.healthcheck();
         if (error instanceof MalformedReply) {

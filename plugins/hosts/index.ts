@@ -18,7 +18,7 @@ import type { Directive } from '../../src/corefile/types.ts';
 import type { Logger } from '../../src/log.ts';
 import { registry } from '../../src/metrics.ts';
 import { definePlugin, type Authority, type BlockContext, type Request, type Next } from '../../src/plugin.ts';
-import { Type } from '../../src/wire/constants.ts';
+import { Rcode, Type } from '../../src/wire/constants.ts';
 import { ServerReply, type Reply } from '../../src/wire/message.ts';
 import { isSubdomain } from '../../src/wire/names.ts';
 import { zoneArgs } from '../cache/config.ts';
@@ -238,6 +238,15 @@ export default definePlugin<HostsConfig>({
       serve: (request, next) => hosts.serve(request, next),
       start: () => hosts.start(),
       stop: () => hosts.stop(),
+      // explain: which file, and why a name was passed on or failed.
+      explain: {
+        after(_request, reply, step, passedOn) {
+          step.detail['file'] = config.path;
+          if (passedOn) step.detail['reason'] = 'not in the hosts file, or outside its zones (fallthrough)';
+          else if (reply.rcode === Rcode.SERVFAIL) step.detail['reason'] = 'not in the hosts file and no fallthrough: SERVFAIL, as CoreDNS answers';
+          else if (reply.answer.length === 0) step.detail['reason'] = 'the name is in the hosts file without an address of this type';
+        },
+      },
     };
   },
 });

@@ -9,12 +9,13 @@
 
 import { networkInterfaces } from 'node:os';
 import type { Logger } from '../../src/log.ts';
-import type { BlockContext, Handler, PluginInstance, Request } from '../../src/plugin.ts';
+import type { BlockContext, Handler, PluginExplainer, PluginInstance, Request } from '../../src/plugin.ts';
 import { Rcode } from '../../src/wire/constants.ts';
 import type { Reply } from '../../src/wire/message.ts';
 import { isSubdomain, longestMatchingZone } from '../../src/wire/names.ts';
 import { readSearchDomains } from '../autopath/resolv-conf.ts';
 import { Answers, join, NAME_ERROR } from './answer.ts';
+import { explainKubernetes } from './explain.ts';
 import { ExternalLookup } from './external.ts';
 import type { ClusterSource } from './model.ts';
 import { canonicalIP, isLoopback, isUnspecified } from './reverse.ts';
@@ -168,6 +169,11 @@ export class KubernetesInstance implements PluginInstance {
     }
     return search;
   }
+
+  /** explain (cold path): how the name parsed, the object matched, or why NXDOMAIN/NODATA (explain.ts). */
+  readonly explain: PluginExplainer = {
+    after: (request, reply, step, passedOn) => explainKubernetes(this.config, this.store, request, reply, step, passedOn),
+  };
 
   /** KP-24: start the source, then wait for its first sync up to startup_timeout. */
   async start(): Promise<void> {

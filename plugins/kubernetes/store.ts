@@ -162,6 +162,8 @@ export class ClusterIndex implements ClusterStore {
   private readonly strings = new Map<string, string>();
   private readonly portLists = new Map<string, readonly ServicePort[]>();
   private syncWaiters: (() => void)[] = [];
+  /** explain: addresses of not-ready endpoints, only for slices that have some (publishNotReadyAddresses off). */
+  private readonly notReady = new Map<IndexedSlice, number>();
   private readonly keepPodNames: boolean;
   private readonly now: () => number;
 
@@ -202,6 +204,13 @@ export class ClusterIndex implements ClusterStore {
   /** Services with `ip` among their external IPs (CoreDNS's SvcExtIndexReverse). */
   servicesByExternalIP(ip: string): readonly ServiceRecord[] {
     return listOf(this.externalIPIndex.get(ip));
+  }
+
+  /** explain: how many addresses of the Service's endpoints are not ready (never answered, K8S-15). */
+  notReadyAddresses(namespace: string, service: string): number {
+    let count = 0;
+    for (const slice of this.slicesFor(namespace, service)) count += this.notReady.get(slice) ?? 0;
+    return count;
   }
 
   /** Resolves when the source calls markSynced (at once if it has). */
@@ -285,6 +294,7 @@ export class ClusterIndex implements ClusterStore {
         this.slices.clear();
         this.slicesBySvc.clear();
         this.endpointIPs.clear();
+        this.notReady.clear();
         for (const record of records as EndpointSliceRecord[]) this.putSlice(record);
         break;
       case 'Namespace':
@@ -464,8 +474,12 @@ export class ClusterIndex implements ClusterStore {
     const addresses: string[] = [];
     let hostnames: (string | null)[] | null = null;
     let podNames: (string | null)[] | null = null;
+    let notReady = 0;
     for (const endpoint of input.endpoints) {
-      if (!endpoint.ready) continue;
+      if (!endpoint.ready) {
+        notReady += endpoint.addresses.length;
+        continue;
+      }
       const hostname = endpoint.hostname || null;
       const podName = this.keepPodNames ? endpoint.podName || null : null;
       for (const address of endpoint.addresses) {
@@ -488,6 +502,7 @@ export class ClusterIndex implements ClusterStore {
       sameList(old.hostnames, hostnames) &&
       sameList(old.podNames, podNames)
     ) {
+      this.countNotReady(old, notReady);
       return old;
     }
     this.dropSlice(namespace, input.name);
@@ -506,12 +521,19 @@ export class ClusterIndex implements ClusterStore {
     nested(this.slices, namespace).set(slice.name, slice);
     addTo(nested(this.slicesBySvc, namespace), slice.serviceName, slice);
     for (const ip of slice.addresses) addTo(this.endpointIPs, ip, slice);
+    this.countNotReady(slice, notReady);
     return slice;
+  }
+
+  private countNotReady(slice: IndexedSlice, count: number): void {
+    if (count > 0) this.notReady.set(slice, count);
+    else this.notReady.delete(slice);
   }
 
   private dropSlice(namespace: string, name: string): void {
     const old = deleteNested(this.slices, namespace, name);
     if (!old) return;
+    this.notReady.delete(old);
     const group = this.slicesBySvc.get(namespace);
     if (group) {
       removeFrom(group, old.serviceName, old);

@@ -204,6 +204,13 @@ export default definePlugin<LoadbalanceConfig>({
       serve: (request, next) => balancer.serve(request, next),
       start: () => balancer.start(),
       stop: () => balancer.stop(),
+      // explain: the policy; the traced chain already says whether the answer was reordered.
+      explain: {
+        after(_request, _reply, step) {
+          step.detail['policy'] = config.policy;
+          if (step.outcome === 'changed the reply') step.outcome = 'reordered the answer';
+        },
+      },
     };
   },
 });
