@@ -298,6 +298,28 @@ describe('explain: cache, forward and hosts (issue 13)', () => {
   }, 20_000);
 });
 
+describe('explain --search: a pod\'s search-path walk against this server (issue 13 item 3)', () => {
+  it('example.com from namespace demo: glibc sends 8 queries (3 suffixes then the name, A and AAAA each); the command and the endpoint agree', async () => {
+    const result = await runCli(['explain', 'example.com', '-conf', corefile, '--search', '--namespace', 'demo', '--json', '--offline']);
+    expect(result.code, result.stderr).toBe(0);
+    const offline = JSON.parse(result.stdout) as { queries: { name: string; type: string; rcode: string }[]; total: number; wastedOnNxdomain: number; advice: string[] };
+    expect(offline.queries.map(({ name, type }) => `${name} ${type}`)).toEqual([
+      'example.com.demo.svc.cluster.local. A', 'example.com.demo.svc.cluster.local. AAAA',
+      'example.com.svc.cluster.local. A', 'example.com.svc.cluster.local. AAAA',
+      'example.com.cluster.local. A', 'example.com.cluster.local. AAAA',
+      'example.com. A', 'example.com. AAAA',
+    ]);
+    expect(offline.total).toBe(8);
+    expect(offline.queries.slice(0, 6).every((query) => query.rcode === 'NXDOMAIN')).toBe(true);
+    expect(offline.wastedOnNxdomain).toBeGreaterThanOrEqual(6);
+    expect(offline.advice.join(' ')).toMatch(/autopath @kubernetes/);
+    const response = await fetch(`http://127.0.0.1:${httpPort}/explain?name=example.com&search=1&namespace=demo`);
+    expect(response.status).toBe(200);
+    const live = (await response.json()) as typeof offline;
+    expect(live.queries.map(({ name, type, rcode }) => `${name} ${type} ${rcode}`)).toEqual(offline.queries.map(({ name, type, rcode }) => `${name} ${type} ${rcode}`));
+  }, 30_000);
+});
+
 describe('explain: top offenders, bounded (issue 13)', () => {
   it('NXDOMAIN names, search-path waste by the name meant, and clients; memory bounded under many distinct names; metrics without names', async () => {
     const before = (await (await fetch(`http://127.0.0.1:${httpPort}/explain/top`)).json()) as TopReport;

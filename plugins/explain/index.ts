@@ -10,6 +10,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { expectArgs, parseInteger, setupError, unknownProperty } from '../../src/corefile/setup.ts';
 import { formatExplanation } from '../../src/explain/format.ts';
+import { formatSearchSimulation, simulateSearch } from '../../src/explain/search.ts';
 import { explainQuery, ExplainError, type ExplainQuestion } from '../../src/explain/trace.ts';
 import { attachRoute, parseHttpAddress, type Attachment } from '../../src/http.ts';
 import { definePlugin, type BlockContext } from '../../src/plugin.ts';
@@ -121,6 +122,16 @@ async function explainRoute(block: BlockContext, request: IncomingMessage, respo
     transport: params.get('transport') === 'tcp' ? 'tcp' : 'udp',
   };
   try {
+    if (params.has('search')) {
+      // A pod's search-path walk for the name, each query explained against this server (issue 13 item 3).
+      const ndots = params.get('ndots');
+      const resolver = params.get('resolver') ?? 'glibc';
+      if (resolver !== 'glibc' && resolver !== 'musl') return fail(request, response, 400, 'resolver must be glibc or musl');
+      if (ndots !== null && !/^\d+$/.test(ndots)) return fail(request, response, 400, 'ndots must be a number');
+      const simulation = await simulateSearch(name, { namespace: params.get('namespace') ?? undefined, ndots: ndots === null ? undefined : Number(ndots), resolver },
+        (asked, type) => explainQuery(plan, { ...question, name: asked, type }).then((explanation) => ({ rcode: explanation.rcode, answer: explanation.answer })));
+      return send(response, 200, simulation, wantsText(request) ? formatSearchSimulation(simulation) : null);
+    }
     const explanation = await explainQuery(plan, question);
     send(response, 200, explanation, wantsText(request) ? formatExplanation(explanation) : null);
   } catch (error) {

@@ -14,6 +14,7 @@ import { quietLog, type LogSink } from '../log.ts';
 import { stopPlugins } from '../lifecycle.ts';
 import { corefileLoader } from '../main.ts';
 import { formatExplanation } from './format.ts';
+import { formatSearchSimulation, readResolvConf, simulateSearch, type SearchOptions, type SearchResolve } from './search.ts';
 import { explainQuery, ExplainError, questionType, type Explanation, type ExplainQuestion } from './trace.ts';
 import { DEFAULT_EXPLAIN_ADDRESS, endpointUrl } from '../../plugins/explain/address.ts';
 
@@ -33,10 +34,23 @@ export const EXPLAIN_USAGE = `Usage: clusterdns explain NAME [TYPE] [flags]
   --server URL
         Ask the explain endpoint at URL (http://127.0.0.1:8053)
   --offline
-        Set the Corefile up here even when it configures an explain endpoint`;
+        Set the Corefile up here even when it configures an explain endpoint
+  --search
+        Simulate a pod's resolver: every query its search-path walk sends for NAME, what each got,
+        the total and the NXDOMAIN waste, and advice
+  --namespace NS
+        With --search: the pod's namespace (search list NS.svc.ZONE svc.ZONE ZONE; default "default")
+  --ndots N
+        With --search: options ndots (default 5)
+  --resolver glibc|musl
+        With --search: the stub resolver's rules (default glibc)
+  --resolv-conf FILE
+        With --search: take search, ndots and options from this resolv.conf`;
 
 export interface ExplainCliOptions {
   question: ExplainQuestion;
+  /** --search: simulate the walk instead of explaining one query. */
+  search: SearchOptions | null;
   conf: string | null;
   dnsPort: number;
   json: boolean;
@@ -44,8 +58,8 @@ export interface ExplainCliOptions {
   offline: boolean;
 }
 
-const valueFlags = new Set(['conf', 'dns.port', 'from', 'port', 'server']);
-const booleanFlags = new Set(['json', 'tcp', 'offline']);
+const valueFlags = new Set(['conf', 'dns.port', 'from', 'port', 'server', 'namespace', 'ndots', 'resolver', 'resolv-conf']);
+const booleanFlags = new Set(['json', 'tcp', 'offline', 'search']);
 
 export function parseExplainArgs(argv: readonly string[]): ExplainCliOptions {
   const positional: string[] = [];
@@ -91,6 +105,21 @@ export function parseExplainArgs(argv: readonly string[]): ExplainCliOptions {
     json: switches.has('json'),
     server: values.get('server') ?? null,
     offline: switches.has('offline'),
+    search: switches.has('search') ? searchOptions(values) : null,
+  };
+}
+
+function searchOptions(values: Map<string, string>): SearchOptions {
+  const ndots = values.get('ndots');
+  if (ndots !== undefined && !/^\d+$/.test(ndots)) throw new ExplainError(`invalid value "${ndots}" for flag -ndots: not a number`);
+  const resolver = values.get('resolver') ?? 'glibc';
+  if (resolver !== 'glibc' && resolver !== 'musl') throw new ExplainError(`invalid value "${resolver}" for flag -resolver: glibc or musl`);
+  const resolvConfFile = values.get('resolv-conf');
+  return {
+    namespace: values.get('namespace'),
+    ndots: ndots === undefined ? undefined : Number(ndots),
+    resolver,
+    resolvConf: resolvConfFile === undefined ? undefined : readResolvConf(resolvConfFile),
   };
 }
 
@@ -104,7 +133,12 @@ export async function runExplain(argv: readonly string[]): Promise<number> {
     return 2;
   }
   try {
-    const explanation = await explain(options);
+    if (options.search !== null) {
+      const simulation = await withResolver(options, (resolve) => simulateSearch(options.question.name, options.search!, resolve));
+      process.stdout.write(options.json ? `${JSON.stringify(simulation, null, 2)}\n` : formatSearchSimulation(simulation));
+      return 0;
+    }
+    const explanation = await withResolver(options, (_resolve, explainOne) => explainOne(options.question));
     process.stdout.write(options.json ? `${JSON.stringify(explanation, null, 2)}\n` : formatExplanation(explanation));
     return 0;
   } catch (error) {
@@ -113,28 +147,49 @@ export async function runExplain(argv: readonly string[]): Promise<number> {
   }
 }
 
-async function explain(options: ExplainCliOptions): Promise<Explanation> {
-  if (options.server !== null) return askServer(options.server, options.question);
-  const input = corefileLoader({ conf: options.conf, dnsPort: options.dnsPort, pidfile: null, quiet: true, plugins: false, version: false, help: false, validate: false, json: false })();
-  if (!options.offline) {
-    const endpoint = configuredEndpoint(input.text, input.file, options.dnsPort);
-    if (endpoint !== null) {
-      try {
-        return await askServer(endpoint, options.question);
-      } catch (error) {
-        if (!(error instanceof NoServer)) throw error;
-        process.stderr.write(`explain: no server answered at ${endpoint} (${error.message}); explaining offline from ${input.file}\n`);
-      }
-    }
-  }
+type ExplainOne = (question: ExplainQuestion) => Promise<Explanation>;
+
+/**
+ * Runs `work` with a way to explain queries: the running server when one is
+ * configured or given, else the Corefile set up here (and stopped after).
+ * `resolve` asks as the question's client over its transport, for --search.
+ */
+async function withResolver<T>(options: ExplainCliOptions, work: (resolve: SearchResolve, explainOne: ExplainOne) => Promise<T>): Promise<T> {
+  const { question } = options;
+  const run = (explainOne: ExplainOne) =>
+    work((name, type) => explainOne({ ...question, name, type }).then((explanation) => ({ rcode: explanation.rcode, answer: explanation.answer })), explainOne);
+  const server = await runningServer(options);
+  if (server !== null) return run((asked) => askServer(server, asked));
   // Plugins' log lines (the log plugin's query line among them) go to stderr: stdout is the explanation.
   const toStderr: LogSink = (line) => process.stderr.write(`${line}\n`);
+  const input = loadCorefile(options);
   const plan = planFromCorefile(input.text, input.file, { dnsPort: options.dnsPort, log: toStderr });
   try {
     await startQueryPlugins(plan);
-    return await explainQuery(plan, options.question);
+    return await run((asked) => explainQuery(plan, asked));
   } finally {
     await stopPlugins(plan);
+  }
+}
+
+function loadCorefile(options: ExplainCliOptions) {
+  return corefileLoader({ conf: options.conf, dnsPort: options.dnsPort, pidfile: null, quiet: true, plugins: false, version: false, help: false, validate: false, json: false })();
+}
+
+/** The explain endpoint to ask: --server, else the one the Corefile configures if something answers there. */
+async function runningServer(options: ExplainCliOptions): Promise<string | null> {
+  if (options.server !== null) return options.server;
+  if (options.offline) return null;
+  const input = loadCorefile(options);
+  const endpoint = configuredEndpoint(input.text, input.file, options.dnsPort);
+  if (endpoint === null) return null;
+  try {
+    await fetch(new URL('/explain/top', endpoint), { signal: AbortSignal.timeout(2_000) });
+    return endpoint;
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+    process.stderr.write(`explain: no server answered at ${endpoint} (${cause?.code ?? cause?.message ?? (error as Error).message}); explaining offline from ${input.file}\n`);
+    return null;
   }
 }
 
