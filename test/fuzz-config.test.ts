@@ -202,29 +202,18 @@ describe('malformed manifests', () => {
     return lines;
   }
 
-  // The yaml library's alias limit throws from toJS, outside the per-document
-  // error naming (plugins/kubernetes/manifests-source.ts, parseFile), so that
-  // message does not say which file. Not a crash: serving goes on. Left to the
-  // kubernetes plugin's owner; the last test below pins it.
-  const unnamed = new Set(['alias bomb']);
-
   for (const [what, text] of GARBAGE) {
     it(`${what}: at start, a clear error naming the file (or the garbage is skipped)`, async () => {
       const { failure, lines } = await startWithGarbage(text);
-      if (failure !== null && !unnamed.has(what)) expect(failure.message).toContain('zz-garbage.yaml');
-      if (!unnamed.has(what)) errorsNameTheFile(lines);
+      if (failure !== null) expect(failure.message).toContain('zz-garbage.yaml');
+      errorsNameTheFile(lines);
     });
 
     it(`${what}: as an edit while serving, logged naming the file, and the last good state keeps serving`, async () => {
       const lines = await editToGarbage(text);
-      if (!unnamed.has(what)) errorsNameTheFile(lines);
+      errorsNameTheFile(lines);
     });
   }
-
-  it.fails('KNOWN: an alias bomb\'s error does not name its file', async () => {
-    const { failure } = await startWithGarbage(GARBAGE.find(([what]) => what === 'alias bomb')![1]);
-    expect(failure?.message).toContain('zz-garbage.yaml');
-  });
 });
 
 describe('malformed hosts files', () => {

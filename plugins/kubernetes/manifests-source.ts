@@ -185,7 +185,14 @@ export function parseFile(yaml: YamlModule, file: string, text: string, out: Man
         const at = line ? ` (line ${line.line}, column ${line.col})` : '';
         throw new ManifestError(`${where}: invalid YAML${at}: ${first.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`);
       }
-      values.push({ value: doc.toJS({ maxAliasCount: 1000 }), where });
+      let value: unknown;
+      try {
+        value = doc.toJS({ maxAliasCount: 1000 });
+      } catch (err) {
+        // yaml throws plain errors here (an alias bomb past maxAliasCount): name the file and document.
+        throw new ManifestError(`${where}: ${(err as Error).message}`);
+      }
+      values.push({ value, where });
     }
   }
   for (const { value, where } of values) {
