@@ -129,6 +129,7 @@ export interface EncodedBody {
 }
 
 const noRecords: readonly ResourceRecord[] = Object.freeze([]);
+const noOptions: readonly EdnsOption[] = Object.freeze([]);
 
 /** A reply with no records: server-written errors (AA=0, RA=0, WIRE-8). */
 export function emptyReply(rcode: number, flags = 0, error?: Error): Reply {
@@ -328,6 +329,34 @@ export function addressBytes(address: string): Uint8Array {
   return ip.encode(address);
 }
 
+/**
+ * Bodies are kept (memoised replies, cache entries) while the buffers around
+ * them in Node's shared pool are replies already sent: a body sliced from the
+ * pool kept a whole pool chunk alive (31 MiB of them under overload). So
+ * bodies are copied into slabs of their own, packed with other kept bodies;
+ * one ArrayBuffer per body instead made garbage collection the tail latency
+ * (p99 0.9 ms against 0.4 ms at 10k qps, bench:load).
+ */
+const SLAB_SIZE = 64 * 1024;
+let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+let slabUsed = 0;
+
+function keepBytes(source: Buffer, length: number): Buffer {
+  if (length > SLAB_SIZE / 16) {
+    const own = Buffer.allocUnsafeSlow(length);
+    source.copy(own, 0, 0, length);
+    return own;
+  }
+  if (slabUsed + length > SLAB_SIZE) {
+    slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+    slabUsed = 0;
+  }
+  const bytes = slab.subarray(slabUsed, slabUsed + length);
+  source.copy(bytes, 0, 0, length);
+  slabUsed += length;
+  return bytes;
+}
+
 function encodeBody(reply: Reply, qname: string): EncodedBody {
   const writer = new BodyWriter(qname, reply.uncompressed !== true);
   const recordEnds: number[] = [];
@@ -338,11 +367,7 @@ function encodeBody(reply: Reply, qname: string): EncodedBody {
       recordEnds.push(writer.length);
     }
   }
-  // Bodies are memoised (kubernetes answers, cache entries): a slice of Node's shared 64 KiB
-  // allocation pool would keep the whole pool alive with it, so the body gets its own exact copy.
-  const bytes = Buffer.allocUnsafeSlow(writer.length);
-  writer.buffer.copy(bytes, 0, 0, writer.length);
-  return { qname, bytes, recordEnds, ttlAt, anchors: writer.anchors };
+  return { qname, bytes: keepBytes(writer.buffer, writer.length), recordEnds, ttlAt, anchors: writer.anchors };
 }
 
 /**
@@ -505,7 +530,7 @@ function copyBytes(source: Buffer, start: number, end: number, target: Buffer, a
 }
 
 function writeOpt(
-  out: Buffer, offset: number, udpSize: number, extendedRcode: number, dnssecOk: boolean, options: readonly EdnsOption[] = [],
+  out: Buffer, offset: number, udpSize: number, extendedRcode: number, dnssecOk: boolean, options: readonly EdnsOption[] = noOptions,
 ): void {
   out[offset] = 0; // root owner
   out.writeUInt16BE(Type.OPT, offset + 1);
