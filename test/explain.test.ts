@@ -122,6 +122,7 @@ beforeAll(async () => {
     }
     prometheus 127.0.0.1:${metricsPort}
     cache 30
+    rewrite name exact alias.example.org web.example.org
     hosts ${join(dir, 'hosts')} example.org {
         fallthrough
     }
@@ -233,7 +234,7 @@ describe('explain: kubernetes reasons, the same from the endpoint and the comman
     expect(step(explained, 'kubernetes').detail['matched']).toMatchObject({ type: 'ExternalName', externalName: 'external.example.net' });
     expect(explained.steps.map((candidate) => `${candidate.plugin}: ${candidate.outcome}`)).toEqual([
       'explain: passed on', 'kubernetes: answered',
-      'server: re-entered', 'explain: passed on', 'prometheus: passed on', 'cache: miss', 'hosts: passed on', 'forward: answered',
+      'server: re-entered', 'explain: passed on', 'prometheus: passed on', 'cache: miss', 'rewrite: passed on', 'hosts: passed on', 'forward: answered',
     ]);
     expect(step(explained, 'server').detail).toEqual({ question: 'external.example.net. A', zone: '.' });
   }, 20_000);
@@ -276,11 +277,22 @@ describe('explain: cache, forward and hosts (issue 13)', () => {
     // A name not explained yet: the running server's cache has not stored it.
     const text = await (await fromEndpoint('db.example.org', 'A', 'text/plain')).text();
     expect(text).toMatch(/^;; db\.example\.org\. A from 127\.0\.0\.1 over udp\n/);
-    expect(text).toMatch(/\n 4\. hosts: answered \(rcode=NOERROR, answer=1, authority=0, additional=0, file=.*\/hosts\)\n/);
+    expect(text).toMatch(/\n 5\. hosts: answered \(rcode=NOERROR, answer=1, authority=0, additional=0, file=.*\/hosts\)\n/);
     expect(text).toContain('db.example.org.\t30\tIN\tA\t10.0.0.2');
     const command = await runCli(['explain', 'db.example.org', '-conf', corefile, '--offline']);
     expect(command.code).toBe(0);
     expect(command.stdout.replace(/[\d.]+ ms/, 'T ms')).toBe(text.replace(/[\d.]+ ms/, 'T ms'));
+  }, 20_000);
+
+  it('a rewrite: the rule applied and the new name, the plugin after it asked that name, the answer under the name asked', async () => {
+    const explained = await explainBoth('alias.example.org');
+    const rewrite = step(explained, 'rewrite');
+    expect(rewrite.outcome).toBe('changed the reply');
+    expect(rewrite.detail).toMatchObject({ rules: [{ rule: 1, mode: 'stop', name: 'alias.example.org. -> web.example.org.' }], passedOnAs: ['web.example.org. A'] });
+    expect(step(explained, 'hosts').outcome).toBe('answered');
+    expect(explained.answer).toEqual([{ name: 'alias.example.org.', type: 'A', ttl: 30, data: '10.0.0.1' }]);
+    const unrelated = await viaEndpoint('nothing-to-rewrite.example.net');
+    expect(step(unrelated, 'rewrite')).toMatchObject({ outcome: 'passed on', detail: { rules: 'no rule applies' } });
   }, 20_000);
 
   it('bad input: no name is 400 with a JSON error; an unknown type is a usage error of the command', async () => {

@@ -15,7 +15,7 @@
 import { setupError } from '../../src/corefile/setup.ts';
 import type { Directive } from '../../src/corefile/types.ts';
 import { definePlugin, whenReplied, type Next, type Request } from '../../src/plugin.ts';
-import { Rcode } from '../../src/wire/constants.ts';
+import { Rcode, typeName } from '../../src/wire/constants.ts';
 import { emptyReply, type Reply } from '../../src/wire/message.ts';
 import { isWireName } from '../../src/wire/names.ts';
 import { RuleError } from './codes.ts';
@@ -72,10 +72,30 @@ export function serveRewrite(rules: readonly Rule[], request: Request, next: Nex
   return whenReplied(next(passed), (reply) => rewriteReply(reply, rewrite, stopped, query.edns !== null));
 }
 
+/** The Corefile line of each rule, for explain. */
+const ruleLines = new WeakMap<readonly Rule[], number[]>();
+
+/** What the rules do to this request's question, run on a state of their own (serving is not touched). */
+function appliedRules(rules: readonly Rule[], lines: readonly number[], request: Request): unknown {
+  const state = new RewriteState(request);
+  const applied: Record<string, unknown>[] = [];
+  for (const [index, rule] of rules.entries()) {
+    const name = state.qname;
+    const type = state.qtype;
+    if (rule.apply(state) === null) continue;
+    const change: Record<string, unknown> = { rule: index + 1, line: lines[index], mode: rule.mode };
+    if (state.qname !== name) change['name'] = `${name} -> ${state.qname}`;
+    if (state.qtype !== type) change['type'] = `${typeName(type)} -> ${typeName(state.qtype)}`;
+    applied.push(change);
+    if (rule.mode === 'stop') break;
+  }
+  return applied.length > 0 ? applied : 'no rule applies';
+}
+
 export default definePlugin({
   name: 'rewrite',
   parse(directives): Rule[] {
-    return directives.map((directive) => {
+    const rules = directives.map((directive) => {
       try {
         return newRule(ruleWords(directive));
       } catch (error) {
@@ -83,8 +103,15 @@ export default definePlugin({
         throw error;
       }
     });
+    ruleLines.set(rules, directives.map((directive) => directive.name.line));
+    return rules;
   },
   create(rules) {
-    return { serve: (request, next) => serveRewrite(rules, request, next) };
+    const lines = ruleLines.get(rules) ?? [];
+    return {
+      serve: (request, next) => serveRewrite(rules, request, next),
+      // explain (cold path): the rules that apply, in order, and what each does to the question.
+      explain: { before: (request) => ({ rules: appliedRules(rules, lines, request) }) },
+    };
   },
 });

@@ -203,6 +203,11 @@ function traceOne(name: string, instance: PluginInstance, request: Request, afte
   let nextReply: Reply | undefined;
   const next: Next = (passed) => {
     passedOn = true;
+    // A plugin that passes another question on (rewrite, autopath, dns64): what the rest of the chain was asked.
+    if (passed.query.qname !== request.query.qname || passed.query.qtype !== request.query.qtype) {
+      const asked = (step.detail['passedOnAs'] ??= []) as string[];
+      asked.push(`${passed.query.qname} ${typeName(passed.query.qtype)}`);
+    }
     const result = after(passed);
     if (result instanceof Promise) return result.then((reply) => (nextReply = reply));
     nextReply = result;
