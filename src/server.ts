@@ -290,7 +290,7 @@ export class DnsServer {
         await new Promise<void>((resolve, reject) => {
           tcp.once('error', reject);
           // Go's listeners (CoreDNS) take the kernel's somaxconn as backlog; Node's default is 511.
-          tcp.listen({ host: listener.address || address, port, ipv6Only: false, backlog: 4096 }, () => {
+          tcp.listen({ host: listener.address || address, port, ipv6Only: false, backlog: 4096, reusePort: sharesPort(listener.port) }, () => {
             tcp.off('error', reject);
             resolve();
           });
@@ -489,10 +489,21 @@ function selectZone(zones: Map<string, BlockPlan>, query: Query): string | null 
   return found;
 }
 
+/**
+ * SO_REUSEPORT on configured ports, as CoreDNS's listeners have it: a second
+ * instance (a new version, a restart) can bind the port while the first one
+ * finishes its lameduck, so the port is never closed. Not for port 0 (tests,
+ * embedding), where a kernel-chosen UDP port must not be silently shared with
+ * another process's TCP listener.
+ */
+function sharesPort(port: number): boolean {
+  return port !== 0;
+}
+
 async function bindUdp(address: string, port: number): Promise<{ socket: dgram.Socket; address: string }> {
   const attempt = (type: 'udp4' | 'udp6', host: string) =>
     new Promise<dgram.Socket>((resolve, reject) => {
-      const socket = dgram.createSocket({ type, reuseAddr: false, ipv6Only: false, recvBufferSize: 4 << 20, lookup: replyLookup() });
+      const socket = dgram.createSocket({ type, reuseAddr: false, reusePort: sharesPort(port), ipv6Only: false, recvBufferSize: 4 << 20, lookup: replyLookup() });
       socket.once('error', reject);
       socket.bind(port, host, () => {
         socket.off('error', reject);

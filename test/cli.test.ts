@@ -1,5 +1,6 @@
 // The clusterdns command as a user runs it (CF-21, WHOAMI-2, CF-14 exit codes).
 
+import dgram from 'node:dgram';
 import { mkdirSync, mkdtempSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -88,11 +89,12 @@ describe('Corefile errors exit non-zero with file:line (CF-14, CF-25)', () => {
     expect(result.stderr).toContain(':3 - Error during parsing: plugin/errors: this plugin can only be used once per Server Block');
   });
 
-  it('CF-14: a port already in use is fatal, naming the Corefile line of the key, the transport and the address', async () => {
+  it('CF-14: a port another program holds is fatal, naming the Corefile line of the key, the transport and the address', async () => {
     const port = await freePort();
-    const first = startCli(['-conf', 'stdin', '-quiet'], { input: `.:${port} {\n whoami\n}\n` });
+    // A socket without SO_REUSEPORT, as most programs bind.
+    const holder = dgram.createSocket('udp6');
+    await new Promise<void>((resolve) => holder.bind(port, '::', resolve));
     try {
-      for (let i = 0; i < 40 && (await queryUdp(port, 'x.test', { timeoutMs: 200 }).catch(() => null)) === null; i++);
       const dir = tempDir();
       const corefile = join(dir, 'Corefile');
       writeFileSync(corefile, `example.org:${await freePort()} {\n whoami\n}\n\nexample.net:${port} {\n whoami\n}\n`);
@@ -100,8 +102,25 @@ describe('Corefile errors exit non-zero with file:line (CF-14, CF-25)', () => {
       expect(second.code).toBe(1);
       expect(second.stderr).toBe(`[FATAL] ${corefile}:5 - server block 'example.net:${port}': listen udp :${port}: bind: address already in use\n`);
     } finally {
+      holder.close();
+    }
+  });
+
+  it('a second instance on the same port starts, as CoreDNS (SO_REUSEPORT), and serves when the first stops', async () => {
+    const port = await freePort();
+    const corefile = `.:${port} {\n whoami\n}\n`;
+    const first = startCli(['-conf', 'stdin'], { input: corefile });
+    await first.waitForOutput(/clusterdns-\d/);
+    const second = startCli(['-conf', 'stdin'], { input: corefile });
+    try {
+      await second.waitForOutput(/clusterdns-\d/);
       first.child.kill('SIGTERM');
-      await first.exited;
+      expect((await first.exited).code).toBe(0);
+      expect((await queryUdp(port, 'after.example', { timeoutMs: 1000 })).rcode).toBe('NOERROR');
+      expect((await queryTcp(port, 'after.example')).rcode).toBe('NOERROR');
+    } finally {
+      second.child.kill('SIGTERM');
+      await second.exited;
     }
   });
 
