@@ -21,6 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import dnsPacket, { type Packet } from 'dns-packet';
+import { sendUdp } from '../test/support/dns.ts';
 import { TestUpstream } from '../test/support/upstreams.ts';
 import { random as seededRandom } from './synthetic.ts';
 import { freePort, rssBytes, stop } from './tools.ts';
@@ -373,7 +374,7 @@ export async function checkProbes(host: string, port: number): Promise<string[]>
     for (const transport of ['udp', 'tcp'] as const) {
       const id = between(Math.random, 0, 0xffff);
       const query = dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ name: probe.name, type: probe.type, class: 'IN' }] });
-      const raw = await (transport === 'udp' ? udpExchange(host, port, query, 2000) : tcpExchange(host, port, query, 2000));
+      const raw = await (transport === 'udp' ? sendUdp(port, query, 2000, host).catch(() => null) : tcpExchange(host, port, query, 2000));
       if (raw === null) {
         problems.push(`${probe.name} over ${transport}: no answer`);
         continue;
@@ -388,20 +389,6 @@ export async function checkProbes(host: string, port: number): Promise<string[]>
   return problems;
 }
 
-function udpExchange(host: string, port: number, query: Buffer, timeoutMs: number): Promise<Buffer | null> {
-  return new Promise((resolve) => {
-    const socket = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
-    const timer = setTimeout(() => finish(null), timeoutMs);
-    const finish = (reply: Buffer | null) => {
-      clearTimeout(timer);
-      socket.close();
-      resolve(reply);
-    };
-    socket.on('message', (reply) => finish(reply));
-    socket.on('error', () => finish(null));
-    socket.send(query, port, host);
-  });
-}
 
 function tcpExchange(host: string, port: number, query: Buffer, timeoutMs: number): Promise<Buffer | null> {
   return new Promise((resolve) => {

@@ -5,12 +5,12 @@
 // answer, and the result line every scenario prints.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import dgram from 'node:dgram';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sendUdp } from '../../test/support/dns.ts';
 import { DEFAULT_SHAPE, generateCluster, kubeadmCorefile, writeManifests, type SyntheticCluster } from '../synthetic.ts';
 import { freePort, stop, waitForHttp } from '../tools.ts';
 
@@ -111,20 +111,9 @@ export function encodeQuery(name: string, id: number, qtype = 1): Buffer {
 export const rcodeOf = (reply: Buffer) => reply[3]! & 0x0f;
 export const answerCount = (reply: Buffer) => reply.readUInt16BE(6);
 
-/** One UDP query; resolves with the reply or null after timeoutMs. */
+/** One UDP query from 127.0.0.1; resolves with the reply or null after timeoutMs (or on a socket error). */
 export function udpQuery(port: number, packet: Buffer, timeoutMs = 1000): Promise<Buffer | null> {
-  return new Promise((resolve) => {
-    const socket = dgram.createSocket('udp4');
-    const timer = setTimeout(() => finish(null), timeoutMs);
-    const finish = (reply: Buffer | null) => {
-      clearTimeout(timer);
-      socket.close();
-      resolve(reply);
-    };
-    socket.on('message', (reply) => finish(reply));
-    socket.on('error', () => finish(null));
-    socket.send(packet, port, '127.0.0.1');
-  });
+  return sendUdp(port, packet, timeoutMs).catch(() => null);
 }
 
 /** One query on a fresh TCP connection; resolves with the reply or null (closed, reset, timed out). */
