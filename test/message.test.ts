@@ -33,6 +33,18 @@ describe('decodeQuery', () => {
     expect((decoded as Query).qname).toBe('a\\.\\001.org.');
   });
 
+  it('K8S-2: keeps the name as the client spelled it; the same string as qname when it is all lowercase', () => {
+    expect(query('_HtTp._TcP.sVc1.TeStNs.SvC.cLuStEr.LoCaL').spelledName).toBe('_HtTp._TcP.sVc1.TeStNs.SvC.cLuStEr.LoCaL.');
+    const lower = query('svc1.testns.svc.cluster.local');
+    expect(lower.spelledName).toBe(lower.qname);
+    const packet = Buffer.concat([
+      Buffer.from([0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
+      Buffer.from([4, 0x41, 0x2e, 0x01, 0x62, 3, ...Buffer.from('OrG'), 0, 0, 1, 0, 1]),
+    ]);
+    const decoded = decodeQuery(packet) as Query;
+    expect([decoded.qname, decoded.spelledName]).toEqual(['a\\.\\001b.org.', 'A\\.\\001b.OrG.']);
+  });
+
   it('reads the root name', () => {
     expect(query('.', { type: 'NS' }).qname).toBe('.');
   });
@@ -77,13 +89,47 @@ describe('encodeReply', () => {
     expect(bytes.length).toBeLessThan(220);
   });
 
-  it('reuses the memoised body for the same name, with another ID and case', () => {
-    const first = encodeReply(query('web.demo.svc.cluster.local', { id: 1 }), reply, 65535);
+  it('reuses the memoised body for the same spelling of the name, with another ID', () => {
+    const first = encodeReply(query('Web.Demo.Svc.Cluster.Local', { id: 1 }), reply, 65535);
+    const body = reply.encoded;
     const second = encodeReply(query('Web.Demo.Svc.Cluster.Local', { id: 2 }), reply, 65535);
+    expect(reply.encoded).toBe(body);
     expect(first.readUInt16BE(0)).toBe(1);
     expect(second.readUInt16BE(0)).toBe(2);
-    expect(decodeReply(second).answers![0]!.name).toBe('Web.Demo.Svc.Cluster.Local');
-    expect(first.subarray(12 + 29)).toEqual(second.subarray(12 + 29));
+    expect(first.subarray(2)).toEqual(second.subarray(2));
+  });
+
+  it('WIRE-7: other names are compressed only against byte-identical suffixes, as CoreDNS does', () => {
+    // The owner equal to the question takes the client's spelling; the CNAME target and the
+    // records under it keep their own, and "cluster.local" is not pointed at "Cluster.Local".
+    const decoded = decodeReply(encodeReply(query('Web.Demo.Svc.Cluster.Local'), reply, 65535));
+    expect(decoded.answers!.map((record) => `${record.name} ${(record as { data: string }).data}`)).toEqual([
+      'Web.Demo.Svc.Cluster.Local db.demo.svc.cluster.local',
+      'db.demo.svc.cluster.local 10.0.0.1',
+    ]);
+    expect(decoded.additionals![0]!.name).toBe('db.demo.svc.cluster.local');
+    // A lowercase question: the same names, now compressed against the question.
+    const lower = encodeReply(query('web.demo.svc.cluster.local'), reply, 65535);
+    expect(decodeReply(lower).answers![1]!.name).toBe('db.demo.svc.cluster.local');
+    expect(lower.length).toBeLessThan(encodeReply(query('Web.Demo.Svc.Cluster.Local'), reply, 65535).length);
+  });
+
+  it('WIRE-7: a name spelled as the question in another case is pointed at its identical suffix only', () => {
+    const soa: Reply = {
+      rcode: Rcode.NXDOMAIN,
+      flags: 0x0400,
+      answer: [],
+      authority: [{
+        name: 'Cluster.Local.', type: Type.SOA, class: Class.IN, ttl: 5,
+        data: { mname: 'ns.dns.Cluster.Local.', rname: 'hostmaster.Cluster.Local.', serial: 1, refresh: 7200, retry: 1800, expire: 86400, minimum: 5 },
+      }],
+      additional: [],
+    };
+    const bytes = encodeReply(query('NS.DNS.Cluster.Local'), soa, 512);
+    const record = decodeReply(bytes).authorities![0] as { name: string; data: { mname: string; rname: string } };
+    expect([record.name, record.data.mname, record.data.rname]).toEqual(['Cluster.Local', 'ns.dns.Cluster.Local', 'hostmaster.Cluster.Local']);
+    // The owner is a pointer into the question (2 bytes).
+    expect(bytes.readUInt16BE(query('NS.DNS.Cluster.Local').questionEnd)).toBe(0xc000 | (12 + 7));
   });
 
   it('WIRE-13: keeps answer, then authority, then additional, and sets TC when anything is dropped', () => {
@@ -143,7 +189,7 @@ describe('encodeReply', () => {
       const { own, derived } = reorder(base, [2, 0, 1]);
       expect(encodeReply(q, derived, 512)).toEqual(encodeReply(q, own, 512));
       expect(owners(encodeReply(q, derived, 512))).toEqual(['X.example 10.0.0.3 30', 'X.example 10.0.0.1 30', 'X.example 10.0.0.2 30']);
-      expect(base.encoded?.qname).toBe('x.example.');
+      expect(base.encoded?.qname).toBe('X.example.');
     });
 
     it('rewrites TTLs and cuts at a record boundary of the new order', () => {

@@ -17,13 +17,15 @@
 //
 // Owner names of answers are the query name as the request carries it
 // (lowercased); the encoder points them at the question so the client sees its
-// own letter case (K8S-2). Data names (SRV/NS targets, SOA names) are built from
-// lowercase object names and the lowercase zone.
+// own letter case (K8S-2). Names built from the zone (SRV and NS targets, their
+// glue, SOA names) are lowercase object names and the lowercase zone; for a
+// query that spells the zone otherwise, withZoneSpelling gives them that
+// spelling, as CoreDNS builds them from the zone as the query spells it.
 
 import type { Request } from '../../src/plugin.ts';
 import { withQuestion } from '../../src/request.ts';
 import { Class, Rcode, Type } from '../../src/wire/constants.ts';
-import { ReplyFlag, ServerReply, type RecordData, type Reply, type ResourceRecord } from '../../src/wire/message.ts';
+import { ReplyFlag, ServerReply, type RecordData, type Reply, type ResourceRecord, type SoaData, type SrvData } from '../../src/wire/message.ts';
 import { canonicalName, isSubdomain, longestMatchingZone } from '../../src/wire/names.ts';
 import type { ServicePort } from './model.ts';
 import { addressFromReverse, canonicalIP, familyOf, isReverseName } from './reverse.ts';
@@ -122,6 +124,53 @@ export function endpointHostname(slice: IndexedSlice, i: number, endpointPodName
   const podName = slice.podNames?.[i];
   if (endpointPodNames && podName && podName.length < 64) return podName;
   return dashedAddress(slice.addresses[i]!);
+}
+
+/** `name` with its `zone` tail (lowercase, as built) spelled `spelledZone`; other names unchanged. */
+function respell(name: string, zone: string, spelledZone: string): string {
+  if (zone === '.' || !name.endsWith(zone)) return name;
+  if (name.length !== zone.length && name[name.length - zone.length - 1] !== '.') return name;
+  return name.slice(0, name.length - zone.length) + spelledZone;
+}
+
+/**
+ * `reply` (built for `zone`) as CoreDNS answers a query spelling the zone
+ * `spelledZone`: SOA names, SRV and NS targets and the additional records'
+ * owners end in that spelling; answer owners stay the query's own (K8S-2).
+ * Cold: only mixed-case queries get here.
+ */
+export function withZoneSpelling(reply: Reply, zone: string, spelledZone: string): Reply {
+  const data = (record: ResourceRecord): RecordData => {
+    switch (record.type) {
+      case Type.SOA: {
+        const soa = record.data as SoaData;
+        return { ...soa, mname: respell(soa.mname, zone, spelledZone), rname: respell(soa.rname, zone, spelledZone) };
+      }
+      case Type.SRV: {
+        const srv = record.data as SrvData;
+        return { ...srv, target: respell(srv.target, zone, spelledZone) };
+      }
+      case Type.NS:
+        return respell(record.data as string, zone, spelledZone);
+      default:
+        return record.data;
+    }
+  };
+  const inSection = (records: readonly ResourceRecord[], owners: boolean): readonly ResourceRecord[] =>
+    records.length === 0 ? records : records.map((record) => ({
+      ...record,
+      name: owners || record.type === Type.SOA ? respell(record.name, zone, spelledZone) : record.name,
+      data: data(record),
+    }));
+  const copy: Reply = {
+    rcode: reply.rcode,
+    flags: reply.flags,
+    answer: inSection(reply.answer, false),
+    authority: inSection(reply.authority, false),
+    additional: inSection(reply.additional, true),
+  };
+  if (reply.error !== undefined) copy.error = reply.error;
+  return copy;
 }
 
 export class Answers {

@@ -6,15 +6,17 @@
 // generation moves, so a repeated query is two map lookups returning the same
 // object, whose encoding the core memoises too. It is cleared whenever it
 // grows past MEMO_LIMIT entries, so random names cannot grow it without bound.
+// Mixed-case queries (rare) bypass it: their replies spell names built from
+// the zone as the query spells it.
 
 import { networkInterfaces } from 'node:os';
 import type { Logger } from '../../src/log.ts';
-import type { BlockContext, Handler, PluginExplainer, PluginInstance, Request } from '../../src/plugin.ts';
+import type { BlockContext, Handler, Next, PluginExplainer, PluginInstance, Request } from '../../src/plugin.ts';
 import { Rcode } from '../../src/wire/constants.ts';
 import type { Reply } from '../../src/wire/message.ts';
 import { isSubdomain, longestMatchingZone } from '../../src/wire/names.ts';
 import { readSearchDomains } from '../autopath/resolv-conf.ts';
-import { Answers, join, NAME_ERROR } from './answer.ts';
+import { Answers, join, NAME_ERROR, withZoneSpelling } from './answer.ts';
 import { explainKubernetes } from './explain.ts';
 import { ExternalLookup } from './external.ts';
 import type { ClusterSource } from './model.ts';
@@ -115,7 +117,13 @@ export class KubernetesInstance implements PluginInstance {
   }
 
   serve: Handler = (request, next) => {
-    const { qname, qtype } = request.query;
+    const { qname, qtype, spelledName } = request.query;
+    if (spelledName !== qname) {
+      const zone = longestMatchingZone(qname, this.config.zones);
+      const spelledZone = zone === null || zone === '.' ? zone : spelledName.slice(spelledName.length - zone.length);
+      // Uppercase only below the zone: the same reply as the lowercase query's (owners point at the question).
+      if (spelledZone !== zone) return this.serveSpelled(request, next, zone!, spelledZone!);
+    }
     // The memo holds only names in the plugin's zones, so it is checked before the zone match.
     if (this.memoGeneration !== this.store.generation) this.clearMemo();
     let byName = this.memo.get(qtype);
@@ -124,17 +132,9 @@ export class KubernetesInstance implements PluginInstance {
     const zone = longestMatchingZone(qname, this.config.zones);
     if (zone === null) return next(request); // KP-3
 
-    const result = this.answers.answer(request, qname, qtype, zone);
+    const entry = this.resolve(request, zone);
     // Answers that re-entered the server (ExternalName chase) depend on upstream data: not memoised.
-    if (result instanceof Promise) return result;
-    let entry: MemoEntry;
-    if (result !== NAME_ERROR) {
-      entry = result;
-    } else if (this.fallsThrough(qname)) {
-      entry = FALLTHROUGH; // KP-12, checked before the sync state
-    } else {
-      entry = this.answers.errorReply(this.store.synced ? Rcode.NXDOMAIN : Rcode.SERVFAIL, zone); // KP-25
-    }
+    if (entry instanceof Promise) return entry;
     if (this.memoSize >= MEMO_LIMIT) {
       this.clearMemo();
       byName = undefined;
@@ -147,6 +147,28 @@ export class KubernetesInstance implements PluginInstance {
     this.memoSize++;
     return entry === FALLTHROUGH ? next(request) : entry;
   };
+
+  /** The reply, fallthrough or NXDOMAIN/SERVFAIL for the query, in `zone`. */
+  private resolve(request: Request, zone: string): MemoEntry | Promise<Reply> {
+    const { qname, qtype } = request.query;
+    const result = this.answers.answer(request, qname, qtype, zone);
+    if (result instanceof Promise || result !== NAME_ERROR) return result;
+    if (this.fallsThrough(qname)) return FALLTHROUGH; // KP-12, checked before the sync state
+    return this.answers.errorReply(this.store.synced ? Rcode.NXDOMAIN : Rcode.SERVFAIL, zone); // KP-25
+  }
+
+  /**
+   * A query spelling the zone with uppercase letters: answered without the
+   * memo, names built from the zone spelled as in the query (CoreDNS keeps the
+   * query's spelling of the zone: `_http._tcp.svc1.testns.svc.cLuStEr.LoCaL.`
+   * has the target `svc1.testns.svc.cLuStEr.LoCaL.`).
+   */
+  private serveSpelled(request: Request, next: Next, zone: string, spelledZone: string): Reply | Promise<Reply> {
+    const entry = this.resolve(request, zone);
+    if (entry instanceof Promise) return entry;
+    if (entry === FALLTHROUGH) return next(request);
+    return withZoneSpelling(entry, zone, spelledZone);
+  }
 
   /**
    * KP-39, for `autopath @kubernetes`: the search path of the pod that sent

@@ -24,8 +24,9 @@ const record = (name: string, type: number, data: ResourceRecord['data']): Resou
 const soa = (origin: string) =>
   record(origin, Type.SOA, { mname: 'localhost.', rname: 'root.localhost.', serial: 1, refresh: 0, retry: 0, expire: 0, minimum: TTL });
 
-// Owner names are the query name or its zone suffix: the encoder points them
-// at the question, so they keep the client's letter case, as CoreDNS's do.
+// Owner names are the query name (the encoder points it at the question) or
+// its zone suffix as the client spelled it, so they keep the client's letter
+// case, as CoreDNS's do; names in data are lowercase.
 // CoreDNS sets neither AA nor RA on these answers.
 const answer = (records: ResourceRecord[]): Reply => ({ rcode: Rcode.NOERROR, flags: 0, answer: records, authority: none, additional: none });
 const negative = (rcode: number, origin: string): Reply => ({ rcode, flags: 0, answer: none, authority: [soa(origin)], additional: none });
@@ -53,7 +54,7 @@ function zoneApex(qname: string, qtype: number): Reply {
 }
 
 export function localReply(request: Request): Reply | null {
-  const { qname, qtype } = request.query;
+  const { qname, qtype, spelledName } = request.query;
   if (qname.length > LOCALHOST.length && qname.startsWith(LOCALHOST)) {
     localhostRequests.inc();
     return localhostPrefixed(qname, qtype);
@@ -61,10 +62,11 @@ export function localReply(request: Request): Reply | null {
   const zone = longestMatchingZone(qname, ZONES);
   if (zone === null) return null;
   if (qname === zone) return zoneApex(qname, qtype);
+  const spelledZone = spelledName.slice(spelledName.length - zone.length);
   if (qname === LOOPBACK_PTR) {
-    return qtype === Type.PTR ? answer([record(qname, Type.PTR, 'localhost.')]) : negative(Rcode.NOERROR, zone);
+    return qtype === Type.PTR ? answer([record(qname, Type.PTR, 'localhost.')]) : negative(Rcode.NOERROR, spelledZone);
   }
-  return negative(Rcode.NXDOMAIN, zone);
+  return negative(Rcode.NXDOMAIN, spelledZone);
 }
 
 export default definePlugin({

@@ -9,7 +9,8 @@ import { longestMatchingZone } from '../../src/wire/names.ts';
 const noRecords: readonly ResourceRecord[] = [];
 
 export function whoamiReply(request: Request): Reply {
-  const { qname } = request.query;
+  // Owned by the name as the client spelled it, as CoreDNS writes them (WIRE-7).
+  const qname = request.query.spelledName;
   const address = request.remoteAddress;
   const prefix = request.transport === 'tcp' ? '_tcp.' : '_udp.';
   return {

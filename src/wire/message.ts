@@ -2,9 +2,14 @@
 //
 // Encoding is hand-written for two reasons dns-packet cannot serve: the body
 // (everything after the question) is encoded once per reply and reused for
-// every query with the same name, with owner names compressed to point at the
-// query's own question so its letter case is kept (WIRE-7, K8S-2); and
-// truncation is a cut at a record boundary of that body (WIRE-13).
+// every query with the same question spelling, with answer and authority
+// owners equal to the (lowercased) question pointing at it so the client's
+// letter case is kept (WIRE-7, K8S-2); and truncation is a cut at a record
+// boundary of that body (WIRE-13).
+//
+// Other names are compressed only against byte-identical suffixes, as CoreDNS
+// (miekg/dns) does: a lowercase name under a mixed-case question keeps its own
+// spelling, and a plugin that wants the client's spelling writes it so.
 
 import { isIP } from 'node:net';
 import * as ip from '@leichtgewicht/ip-codec';
@@ -114,6 +119,7 @@ export interface Derivation {
 }
 
 export interface EncodedBody {
+  /** The question as spelled (Query.spelledName) the body was encoded for. */
   qname: string;
   bytes: Buffer;
   /** Offset in `bytes` after each record, in section order: truncation cuts here. */
@@ -179,8 +185,10 @@ export const SilentReply = {
 class BodyWriter {
   buffer = Buffer.allocUnsafe(512);
   length = 0;
-  /** Canonical (lowercased) name suffix → offset in the whole message. */
+  /** Name suffix, as spelled → offset in the whole message. */
   private readonly names = new Map<string, number>();
+  /** The lowercased question: plugins write it as the owner meaning "the name asked". */
+  private readonly qname: string;
   private readonly base: number;
   /** Offset in the body where each record written so far starts. */
   readonly recordStarts: number[] = [];
@@ -189,10 +197,11 @@ class BodyWriter {
 
   private readonly compress: boolean;
 
-  constructor(qname: string, compress = true) {
+  constructor(spelledName: string, qname: string, compress = true) {
     this.compress = compress;
+    this.qname = qname;
     // The question starts at offset 12; its suffixes can be pointed at.
-    const labels = nameToLabels(qname);
+    const labels = nameToLabels(spelledName);
     let offset = HEADER_LENGTH;
     for (let i = 0; i < labels.length; i++) {
       this.names.set(labels.slice(i).join('.'), offset);
@@ -228,11 +237,19 @@ class BodyWriter {
     this.length += data.length;
   }
 
-  name(name: string, compress: boolean): void {
+  /**
+   * Writes `name`; `asked`: it is an answer or authority owner, where the
+   * lowercased question stands for the name as the client asked it.
+   */
+  name(name: string, compress: boolean, asked = false): void {
+    if (asked && name === this.qname && this.compress) {
+      this.u16(0xc000 | HEADER_LENGTH);
+      return;
+    }
     const labels = nameToLabels(name);
     for (let i = 0; i < labels.length; i++) {
       if (compress && this.compress) {
-        const suffix = labels.slice(i).join('.').toLowerCase();
+        const suffix = labels.slice(i).join('.');
         const target = this.names.get(suffix);
         if (target !== undefined) {
           this.u16(0xc000 | target);
@@ -266,11 +283,15 @@ class BodyWriter {
     this.bytes(bytes);
   }
 
-  /** Writes one record; returns the offset of its TTL field. */
-  record(record: ResourceRecord): number {
+  /**
+   * Writes one record; returns the offset of its TTL field. Additional
+   * owners are never "the question": they are names from data (SRV targets),
+   * and CoreDNS writes them as built, even when equal to the question.
+   */
+  record(record: ResourceRecord, additional: boolean): number {
     this.recordStarts.push(this.length);
     this.anchors.push(-1);
-    this.name(record.name, true);
+    this.name(record.name, true, !additional);
     this.u16(record.type);
     this.u16(record.class);
     const ttlAt = this.length;
@@ -357,29 +378,32 @@ function keepBytes(source: Buffer, length: number): Buffer {
   return bytes;
 }
 
-function encodeBody(reply: Reply, qname: string): EncodedBody {
-  const writer = new BodyWriter(qname, reply.uncompressed !== true);
+function encodeBody(reply: Reply, spelledName: string, qname: string): EncodedBody {
+  const writer = new BodyWriter(spelledName, qname, reply.uncompressed !== true);
+
   const recordEnds: number[] = [];
   const ttlAt: number[] = [];
   for (const section of [reply.answer, reply.authority, reply.additional]) {
+    const additional = section === reply.additional;
     for (const record of section) {
-      ttlAt.push(writer.record(record));
+      ttlAt.push(writer.record(record, additional));
       recordEnds.push(writer.length);
     }
   }
-  return { qname, bytes: keepBytes(writer.buffer, writer.length), recordEnds, ttlAt, anchors: writer.anchors };
+  return { qname: spelledName, bytes: keepBytes(writer.buffer, writer.length), recordEnds, ttlAt, anchors: writer.anchors };
 }
 
 /**
- * The encoded body of `reply` for `qname`, memoised on the reply (precompiled
- * answers). For a derived reply, the body of its base: the records in base's
- * order with base's TTLs, which encodeReply reorders and rewrites.
+ * The encoded body of `reply` for the question spelled `spelledName`
+ * (lowercased: `qname`), memoised on the reply (precompiled answers). For a
+ * derived reply, the body of its base: the records in base's order with
+ * base's TTLs, which encodeReply reorders and rewrites.
  */
-export function bodyFor(reply: Reply, qname: string): EncodedBody {
+export function bodyFor(reply: Reply, spelledName: string, qname = spelledName): EncodedBody {
   if (reply.derived !== undefined) reply = reply.derived.base;
   const memo = reply.encoded;
-  if (memo !== undefined && memo.qname === qname) return memo;
-  const body = encodeBody(reply, qname);
+  if (memo !== undefined && memo.qname === spelledName) return memo;
+  const body = encodeBody(reply, spelledName, qname);
   if (Object.isExtensible(reply)) reply.encoded = body;
   return body;
 }
@@ -402,12 +426,12 @@ function relocatable(body: EncodedBody, order: readonly number[]): boolean {
   return true;
 }
 
-function layoutOf(reply: Reply, qname: string): Layout {
-  const body = bodyFor(reply, qname);
+function layoutOf(reply: Reply, query: Query): Layout {
+  const body = bodyFor(reply, query.spelledName, query.qname);
   const order = reply.derived?.order ?? null;
   if (order === null || relocatable(body, order)) return { body, order };
   // Rare (names compressed against a record that moves): encode this reply's own order.
-  return { body: encodeBody(reply, qname), order: null };
+  return { body: encodeBody(reply, query.spelledName, query.qname), order: null };
 }
 
 const OPT_LENGTH = 11;
@@ -422,7 +446,7 @@ function optLengthOf(query: Query, reply: Reply): number {
 
 /** Length of `reply` to `query` on the wire before any truncation (log {rsize}, response size metrics). */
 export function encodedLength(query: Query, reply: Reply): number {
-  return query.questionEnd + layoutOf(reply, query.qname).body.bytes.length + optLengthOf(query, reply);
+  return query.questionEnd + layoutOf(reply, query).body.bytes.length + optLengthOf(query, reply);
 }
 
 function recordLength(body: EncodedBody, index: number): number {
@@ -435,7 +459,7 @@ function recordLength(body: EncodedBody, index: number): number {
  * record echoes the client's payload size and DO bit (WIRE-10).
  */
 export function encodeReply(query: Query, reply: Reply, sizeLimit: number): Buffer {
-  const { body, order } = layoutOf(reply, query.qname);
+  const { body, order } = layoutOf(reply, query);
   const questionLength = query.questionEnd - HEADER_LENGTH;
   const optLength = optLengthOf(query, reply);
   const fixed = HEADER_LENGTH + questionLength + optLength;

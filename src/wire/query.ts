@@ -21,6 +21,12 @@ export interface Query {
   flags: number;
   /** Lowercased, fully qualified, in presentation form ("." for the root). */
   qname: string;
+  /**
+   * The question name as the client spelled it; the very same string as
+   * `qname` when the client wrote no uppercase letter, so `spelledName !==
+   * qname` is a cheap test for a mixed-case query (K8S-2, WIRE-7).
+   */
+  spelledName: string;
   qtype: number;
   qclass: number;
   /** packet[12, questionEnd) is the question, echoed byte for byte in replies (WIRE-7). */
@@ -82,11 +88,12 @@ const nameScratch = Buffer.allocUnsafe(4 * 256);
  * nothing earlier to point at). Writes the lowercased presentation form into
  * a scratch buffer and makes one string of it: one native call per query
  * instead of one per label. Returns the name's end offset; the name is left
- * in `lastQuestionName`.
+ * in `lastQuestionName`, and the name as spelled in `lastSpelledName`.
  */
 function readQuestionName(packet: Buffer): number {
   let offset = HEADER_LENGTH;
   let length = 0;
+  let uppercase = false;
   for (;;) {
     if (offset >= packet.length) throw new Malformed('question runs past the end');
     const labelLength = packet[offset]!;
@@ -103,7 +110,12 @@ function readQuestionName(packet: Buffer): number {
       const byte = packet[i]!;
       if (isPlainByte(byte)) {
         // ASCII lowercase; DNS compares names case-insensitively (RFC 4343).
-        nameScratch[length++] = byte >= 0x41 && byte <= 0x5a ? byte | 0x20 : byte;
+        if (byte >= 0x41 && byte <= 0x5a) {
+          uppercase = true;
+          nameScratch[length++] = byte | 0x20;
+        } else {
+          nameScratch[length++] = byte;
+        }
       } else {
         length += nameScratch.write(escapeByte(byte), length, 'latin1');
       }
@@ -111,10 +123,32 @@ function readQuestionName(packet: Buffer): number {
     nameScratch[length++] = 0x2e;
   }
   lastQuestionName = length === 0 ? '.' : nameScratch.toString('latin1', 0, length);
+  lastSpelledName = uppercase ? spelledName(packet, offset, lastQuestionName) : lastQuestionName;
   return offset;
 }
 
 let lastQuestionName = '.';
+let lastSpelledName = '.';
+
+/**
+ * The question name with the client's letter case (rare: most clients send
+ * lowercase). Escapes hold no letters and label lengths are below 64, so the
+ * i-th letter of the lowercased form is the i-th letter byte of the question.
+ */
+function spelledName(packet: Buffer, end: number, lowercased: string): string {
+  let spelled = '';
+  let offset = HEADER_LENGTH;
+  for (let i = 0; i < lowercased.length; i++) {
+    const char = lowercased.charCodeAt(i);
+    if (char < 0x61 || char > 0x7a) {
+      spelled += lowercased[i];
+      continue;
+    }
+    while (offset < end && ((packet[offset]! | 0x20) < 0x61 || (packet[offset]! | 0x20) > 0x7a)) offset++;
+    spelled += String.fromCharCode(packet[offset++]!);
+  }
+  return spelled;
+}
 
 /** dig's escape for a byte that cannot stand as itself in a label: \. or \DDD. */
 function escapeByte(byte: number): string {
@@ -142,6 +176,7 @@ export function decodeQuery(packet: Buffer): Query | Rejection {
   try {
     const end = readQuestionName(packet);
     const name = lastQuestionName;
+    const spelled = lastSpelledName;
     if (end + 4 > packet.length) throw new Malformed('question runs past the end');
     const qtype = packet.readUInt16BE(end);
     const qclass = packet.readUInt16BE(end + 2);
@@ -170,7 +205,7 @@ export function decodeQuery(packet: Buffer): Query | Rejection {
       offset += 10 + rdlength;
       if (offset > packet.length) throw new Malformed('rdata runs past the end');
     }
-    return { packet, id: packet.readUInt16BE(0), opcode, flags, qname: name, qtype, qclass, questionEnd, edns, optAt };
+    return { packet, id: packet.readUInt16BE(0), opcode, flags, qname: name, spelledName: spelled, qtype, qclass, questionEnd, edns, optAt };
   } catch (error) {
     if (error instanceof Malformed) return { rcode: Rcode.FORMERR, questionEnd };
     throw error;

@@ -55,6 +55,71 @@ describe('general rules (K8S-1..5)', () => {
     expect(nx.wire.authorities?.[0]?.name).toBe('CLUSTER.local');
   });
 
+  // Spellings seen from CoreDNS 1.11.3 side by side (dig), issue 12 item 7: names built from the
+  // zone take the query's spelling of the zone; object names and PTR targets stay lowercase.
+  it('K8S-2: an SRV target carries the query\'s zone spelling and its address record is owned by exactly that name', async () => {
+    const { wire } = await ask(basic(), '_HtTp._TcP.sVc1.TeStNs.SvC.cLuStEr.LoCaL', 'SRV');
+    expect(rrs(wire.answers)).toEqual(['_HtTp._TcP.sVc1.TeStNs.SvC.cLuStEr.LoCaL 30 SRV 0 100 80 svc1.testns.svc.cLuStEr.LoCaL']);
+    expect(rrs(wire.additionals)).toEqual(['svc1.testns.svc.cLuStEr.LoCaL 30 A 10.0.0.1']);
+  });
+
+  it('K8S-2: a glue record whose name equals the question is owned by the target\'s spelling, not the question\'s', async () => {
+    const { wire } = await ask(basic(), 'sVc1.TeStNs.svc.cluster.local', 'SRV');
+    expect(rrs(wire.answers)).toEqual(['sVc1.TeStNs.svc.cluster.local 30 SRV 0 100 80 svc1.testns.svc.cluster.local']);
+    expect(rrs(wire.additionals)).toEqual(['svc1.testns.svc.cluster.local 30 A 10.0.0.1']);
+    // The SOA's mname equal to the question is data: written as built too.
+    const nodata = await ask(basic(), 'nS.dNs.cluster.local', 'AAAA');
+    expect(rrs(nodata.wire.authorities)).toEqual([SOA]);
+  });
+
+  it('K8S-2: headless SRV glue keeps the lowercase object names under a mixed-case question', async () => {
+    const { wire } = await ask(basic(), '_HtTp._TcP.hDlS1.TeStNs.SvC.cluster.local', 'SRV');
+    expect(rrs(wire.answers)).toEqual([
+      '_HtTp._TcP.hDlS1.TeStNs.SvC.cluster.local 30 SRV 0 50 80 172-0-0-2.hdls1.testns.svc.cluster.local',
+      '_HtTp._TcP.hDlS1.TeStNs.SvC.cluster.local 30 SRV 0 50 80 web-0.hdls1.testns.svc.cluster.local',
+    ]);
+    expect(rrs(wire.additionals)).toEqual([
+      '172-0-0-2.hdls1.testns.svc.cluster.local 30 A 172.0.0.2',
+      'web-0.hdls1.testns.svc.cluster.local 30 A 172.0.0.3',
+    ]);
+  });
+
+  it('K8S-2: the SOA of NXDOMAIN and NODATA is the zone as the query spells it, mname and rname too', async () => {
+    const nx = await ask(basic(), 'nOpE.TeStNs.SvC.cLuStEr.LoCaL', 'A');
+    expect(nx.wire.rcode).toBe('NXDOMAIN');
+    expect(rrs(nx.wire.authorities)).toEqual(['cLuStEr.LoCaL 30 SOA ns.dns.cLuStEr.LoCaL hostmaster.cLuStEr.LoCaL 7200 1800 86400 30']);
+    // Not the question's own spelling of ns.dns: mname is built, not pointed at the question.
+    const nodata = await ask(basic(), 'nS.dNs.cLuStEr.LoCaL', 'AAAA');
+    expect(rrs(nodata.wire.authorities)).toEqual(['cLuStEr.LoCaL 30 SOA ns.dns.cLuStEr.LoCaL hostmaster.cLuStEr.LoCaL 7200 1800 86400 30']);
+  });
+
+  it('K8S-2: NS names and their addresses take the query\'s zone spelling', async () => {
+    const { wire } = await ask(basic(), 'ClUsTeR.lOcAl', 'NS');
+    expect(rrs(wire.answers)).toEqual(['ClUsTeR.lOcAl 30 NS kube-dns.kube-system.svc.ClUsTeR.lOcAl']);
+    expect(rrs(wire.additionals)).toEqual(['kube-dns.kube-system.svc.ClUsTeR.lOcAl 30 A 10.96.0.10']);
+  });
+
+  it('K8S-2: an ExternalName target and the records under it keep their stored spelling', async () => {
+    const { wire } = await ask(basic(), 'ExT-InTeRnAl.TeStNs.SvC.cLuStEr.LoCaL', 'A');
+    expect(rrs(wire.answers)).toEqual([
+      'ExT-InTeRnAl.TeStNs.SvC.cLuStEr.LoCaL 30 CNAME svc1.testns.svc.cluster.local',
+      'svc1.testns.svc.cluster.local 30 A 10.0.0.1',
+    ]);
+  });
+
+  it('K8S-2: PTR targets are lowercase in the configured zone, whatever the reverse name\'s case', async () => {
+    const { wire } = await ask(basic(), '1.0.0.10.In-AdDr.ArPa', 'PTR');
+    expect(rrs(wire.answers)).toEqual(['1.0.0.10.In-AdDr.ArPa 30 PTR svc1.testns.svc.cluster.local']);
+  });
+
+  it('K8S-2: a lowercase query after a mixed-case one gets lowercase names, and the other way round', async () => {
+    const plugin = basic();
+    const target = async (name: string) => ((await ask(plugin, name, 'SRV')).wire.answers![0] as { data: { target: string } }).data.target;
+    expect(await target('_http._tcp.svc1.testns.svc.cluster.local')).toBe('svc1.testns.svc.cluster.local');
+    expect(await target('_http._tcp.svc1.testns.svc.CLUSTER.local')).toBe('svc1.testns.svc.CLUSTER.local');
+    expect(await target('_http._tcp.svc1.testns.svc.cluster.local')).toBe('svc1.testns.svc.cluster.local');
+  });
+
   it('K8S-3: an unknown kind label is NXDOMAIN', async () => {
     for (const name of ['svc1.testns.foo.cluster.local', 'cluster.cluster.local', 'testns.service.cluster.local']) {
       const { wire } = await ask(basic(), name, 'A');

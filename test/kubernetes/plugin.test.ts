@@ -101,9 +101,20 @@ describe('answer memo (performance)', () => {
     const plugin = pluginOf(SIMPLE, { store: fixtureStore() });
     for (const [name, type] of [['svc1.testns.svc.cluster.local', 'A'], ['nope.testns.svc.cluster.local', 'A'], ['hdls1.testns.svc.cluster.local', 'SRV']]) {
       const first = askSync(plugin, name!, type);
-      const second = askSync(plugin, name!.toUpperCase(), type);
+      // Uppercase below the zone: the same memoised reply (its owners point at the question).
+      const second = askSync(plugin, name!.toUpperCase().replace('CLUSTER.LOCAL.', 'cluster.local.').replace(/CLUSTER\.LOCAL$/, 'cluster.local'), type);
       expect(second, name).toBe(first);
     }
+  });
+
+  it('K8S-2: a query spelling the zone otherwise is answered apart from the memo, and leaves it as it was', () => {
+    const plugin = pluginOf(SIMPLE, { store: fixtureStore() });
+    const lower = askSync(plugin, 'hdls1.testns.svc.cluster.local', 'SRV');
+    const spelled = askSync(plugin, 'hdls1.testns.svc.Cluster.Local', 'SRV');
+    expect(spelled).not.toBe(lower);
+    expect(spelled.additional.map((record) => record.name)).toContain('web-0.hdls1.testns.svc.Cluster.Local.');
+    expect(askSync(plugin, 'hdls1.testns.svc.cluster.local', 'SRV')).toBe(lower);
+    expect(lower.additional.map((record) => record.name)).toContain('web-0.hdls1.testns.svc.cluster.local.');
   });
 
   it('the memoised reply encodes correctly for every letter case of the question', () => {
