@@ -91,6 +91,15 @@ interface ListenerRuntime {
   tcpOpen: { inc(): void; dec(): void };
   /** False once closing began: new queries are ignored, answers to accepted ones still go out. */
   accepting: boolean;
+  /**
+   * Shutting down (close): UDP queries are still answered while the accepted
+   * ones drain, because with SO_REUSEPORT the kernel keeps sending this socket
+   * its share of the port's datagrams until it closes. Those that would wait on
+   * I/O get an empty TC answer: the client retries over TCP, which this
+   * listener no longer accepts and an instance taking the port over does. So
+   * no new work starts, the drain ends, and no query is lost at a hand-over.
+   */
+  handingOver: boolean;
   /** True once the sockets are closed: anything later is dropped. */
   closed: boolean;
 }
@@ -182,7 +191,10 @@ export class DnsServer {
   async close(graceMs = 5_000): Promise<void> {
     const runtimes = [...this.runtimes.values()];
     this.runtimes.clear();
-    for (const runtime of runtimes) stopAccepting(runtime);
+    for (const runtime of runtimes) {
+      stopAccepting(runtime);
+      runtime.handingOver = true;
+    }
     await this.drained(graceMs);
     await Promise.all(runtimes.map((runtime) => closeSockets(runtime)));
     this.tcpConnections.destroyAll();
@@ -243,11 +255,12 @@ export class DnsServer {
       shed: shedQueries.labels(listener.label),
       tcpOpen: tcpConnectionsOpen.labels(listener.label),
       accepting: true,
+      handingOver: false,
       closed: false,
     };
     tcpOwners.set(tcp, runtime);
     udp.on('message', (packet, remote) => {
-      if (!runtime.accepting) return;
+      if (!runtime.accepting && !runtime.handingOver) return;
       const result = this.answer(runtime, packet, {
         transport: 'udp',
         remoteAddress: unmapped(remote.address),
@@ -353,7 +366,7 @@ export class DnsServer {
       zone: zone!,
       server: listener.label,
       reenter: runtime.reenter,
-      overloaded: this.load.full,
+      overloaded: this.load.full || runtime.handingOver,
     };
     let result: Reply | Promise<Reply>;
     try {
@@ -363,10 +376,15 @@ export class DnsServer {
     }
     if (!(result instanceof Promise)) {
       if (result === ServerReply.SHED) {
+        if (runtime.handingOver) return encodeReply(query, ServerReply.RETRY_OVER_TCP, sizeLimit);
         this.load.shed();
         runtime.shed.inc();
       }
       return encodeChainReply(query, result, peer.transport);
+    }
+    if (runtime.handingOver) {
+      result.catch(() => {});
+      return encodeReply(query, ServerReply.RETRY_OVER_TCP, sizeLimit);
     }
     if (this.load.full) {
       // A plugin other than forward waits: answered now, its work ends on its own.
@@ -468,6 +486,7 @@ function stopAccepting(runtime: ListenerRuntime): void {
 function closeSockets(runtime: ListenerRuntime): Promise<void> {
   if (runtime.closed) return Promise.resolve();
   runtime.accepting = false;
+  runtime.handingOver = false;
   runtime.closed = true;
   if (runtime.tcp.listening) runtime.tcp.close();
   return new Promise<void>((resolve) => runtime.udp.close(() => resolve()));

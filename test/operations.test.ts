@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { planFromCorefile } from '../src/config.ts';
 import { startPlugins, stopPlugins } from '../src/lifecycle.ts';
-import { buildQuery, decodeReply, queryUdp, sendUdp } from './support/dns.ts';
+import { buildQuery, decodeReply, queryTcp, queryUdp, sendUdp } from './support/dns.ts';
 import { TestUpstream } from './support/upstreams.ts';
 import { freePort, startCli, type Started } from './support/process.ts';
 
@@ -75,24 +75,29 @@ describe('health (HEALTH-1..4)', () => {
 });
 
 describe('shutdown with queries in flight (WIRE-20)', () => {
-  it('SIGTERM while a forwarded query waits on a slow upstream: the query is still answered, new ones are not, exit 0', async () => {
+  it('SIGTERM while a forwarded query waits on a slow upstream: the query is still answered; while it drains, UDP is answered from memory or TC (retry over TCP, now closed), exit 0', async () => {
     const upstream = await TestUpstream.start({ mode: { kind: 'slow', delayMs: 1500 } });
     try {
       const dns = await freePort();
       const server = start(['-conf', 'stdin', '-quiet']);
-      server.child.stdin!.end(`.:${dns} {\n forward . ${upstream.hostPort}\n}\n`);
+      server.child.stdin!.end(`.:${dns} {\n hosts {\n  192.0.2.7 local.example\n  fallthrough\n }\n forward . ${upstream.hostPort}\n}\n`);
       await until(() => sendUdp(dns, buildQuery('warm.example'), 2500));
       const inFlight = sendUdp(dns, buildQuery('slow.example'), 3000);
       await new Promise((resolve) => setTimeout(resolve, 200));
       server.child.kill('SIGTERM');
       await new Promise((resolve) => setTimeout(resolve, 200));
-      expect(await sendUdp(dns, buildQuery('late.example'), 500)).toBeNull();
+      // Another instance sharing the port would get the TCP retry; here nothing listens.
+      const late = decodeReply((await sendUdp(dns, buildQuery('late.example'), 500))!);
+      expect([late.rcode, late.flag_tc, late.answers]).toEqual(['NOERROR', true, []]);
+      expect((await queryUdp(dns, 'local.example')).answers!.map((answer) => (answer as { data: unknown }).data)).toEqual(['192.0.2.7']);
+      await expect(queryTcp(dns, 'late.example', { timeoutMs: 500 })).rejects.toThrow();
       const reply = await inFlight;
       expect(reply).not.toBeNull();
       expect(decodeReply(reply!).rcode).toBe('NXDOMAIN');
       const result = await server.exited;
       expect(result.code).toBe(0);
       expect(result.stderr).toBe('');
+      expect(upstream.queriesFor('late.example')).toEqual([]);
     } finally {
       await upstream.stop();
     }

@@ -169,8 +169,13 @@ const refused = Object.freeze(emptyReply(Rcode.REFUSED));
 const servfail = Object.freeze(emptyReply(Rcode.SERVFAIL));
 /** REFUSED from a plugin that would have waited on I/O while the server is at its in-flight cap (Request.overloaded). */
 const shed = Object.freeze(emptyReply(Rcode.REFUSED));
+/**
+ * An empty truncated answer (TC): the client asks again over TCP at once. A
+ * listener handing its port over answers so what would wait on I/O (DnsServer.close).
+ */
+const retryOverTcp = Object.freeze(emptyReply(Rcode.NOERROR, Flag.TC));
 /** Shared replies for the server's own answers; never mutated. */
-export const ServerReply = { REFUSED: refused, SERVFAIL: servfail, SHED: shed } as const;
+export const ServerReply = { REFUSED: refused, SERVFAIL: servfail, SHED: shed, RETRY_OVER_TCP: retryOverTcp } as const;
 
 /**
  * Replies that send nothing back: rrl drops a response or a request this way.
