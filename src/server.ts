@@ -522,7 +522,7 @@ function sharesPort(port: number): boolean {
 async function bindUdp(address: string, port: number): Promise<{ socket: dgram.Socket; address: string }> {
   const attempt = (type: 'udp4' | 'udp6', host: string) =>
     new Promise<dgram.Socket>((resolve, reject) => {
-      const socket = dgram.createSocket({ type, reuseAddr: false, reusePort: sharesPort(port), ipv6Only: false, recvBufferSize: 4 << 20, lookup: replyLookup() });
+      const socket = dgram.createSocket({ type, reuseAddr: false, reusePort: sharesPort(port), ipv6Only: false, lookup: replyLookup() });
       socket.once('error', reject);
       socket.bind(port, host, () => {
         socket.off('error', reject);

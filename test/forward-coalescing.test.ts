@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { forwardCoalesced, forwardMaxConcurrentRejects } from '../src/metrics.ts';
 import { forwardTiming } from '../plugins/forward/index.ts';
 import { DEFAULT_MAX_CONCURRENT } from '../plugins/forward/setup.ts';
-import { buildQuery, decodeReply, queryTcp, queryUdp, sendUdp } from './support/dns.ts';
+import { buildQuery, decodeReply, queryTcp, queryUdp, sendUdp, type DecodedReply } from './support/dns.ts';
 import { useFixture } from './support/fixture.ts';
 import type { TestUpstream } from './support/upstreams.ts';
 
@@ -103,7 +103,15 @@ describe('default max_concurrent (users.md P3)', () => {
     const up = await upstream({ mode: { kind: 'silent' } });
     const port = await serve(`. {\n    forward . ${up.hostPort} {\n        max_fails 0\n    }\n}\n`);
     const rejectsBefore = await counter(forwardMaxConcurrentRejects);
-    const waiting = Array.from({ length: DEFAULT_MAX_CONCURRENT }, (_, i) => queryUdp(port, `q${i}.example.org`, { timeoutMs: 3000 }));
+    // Sent in batches: the test fills max_concurrent, not the server's socket queue (the kernel's default).
+    const waiting: Promise<DecodedReply>[] = [];
+    for (let i = 0; i < DEFAULT_MAX_CONCURRENT; i++) {
+      waiting.push(queryUdp(port, `q${i}.example.org`, { timeoutMs: 3000 }));
+      if (i % 50 !== 49) continue;
+      for (const deadline = Date.now() + 2000; new Set(clientQueries(up).map((query) => query.name)).size <= i && Date.now() < deadline;) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    }
     // Every one of them has reached the upstream: the limit is full.
     for (const deadline = Date.now() + 2000; new Set(clientQueries(up).map((query) => query.name)).size < DEFAULT_MAX_CONCURRENT && Date.now() < deadline;) {
       await new Promise((resolve) => setTimeout(resolve, 10));
