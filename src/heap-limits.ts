@@ -9,19 +9,17 @@
 // The hard maximums (--max-semi-space-size, --max-old-space-size) can only be
 // set on the command line, and a hard old-space maximum would crash the
 // process instead of slowing it. But V8 reads two growth factors each time it
-// uses them: a semi-space growth factor of 1 (V8's default is 2) keeps the
-// young generation at the cap once there, and a heap growing percent bounds
-// the old generation to 1.5× what survived the last full collection.
+// uses them: a semi-space growth factor of 1 (V8's default is 2), set before
+// the young generation first grows, keeps it at its initial size (2 MiB), and
+// a heap growing percent bounds the old generation to 1.2x what survived the
+// last full collection. An earlier version let the young generation double
+// up to 8 MiB and then froze it from a GC observer; the observer ran too late
+// under load and the young generation reached 32 MiB (bench/resilience/overload.ts
+// --trace). A DNS server's garbage dies young: the small young generation cost
+// no throughput in bench:load (README, Performance).
 
-import { PerformanceObserver } from 'node:perf_hooks';
-import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
+import { setFlagsFromString } from 'node:v8';
 
-/**
- * Young generation (both semi-spaces) at which its growth stops. Collections
- * are reported a little after they happen, so the space may double once more
- * before growth stops: it ends at 8 or 16 MiB.
- */
-const YOUNG_GENERATION_CAP = 8 * 2 ** 20;
 /** The old generation's next full collection comes once it is this much larger than after the last. */
 const OLD_GENERATION_GROWING_PERCENT = 20;
 
@@ -31,15 +29,5 @@ export function limitHeapGrowth(): void {
   if (applied) return;
   applied = true;
   setFlagsFromString(`--heap-growing-percent=${OLD_GENERATION_GROWING_PERCENT}`);
-  let frozen = false;
-  // Checked after collections, not per query: the young generation changes size only then. V8
-  // shrinks it again when allocation slows, so growth is allowed again below the cap.
-  const observer = new PerformanceObserver(() => {
-    const size = getHeapSpaceStatistics().find((space) => space.space_name === 'new_space')?.space_size ?? 0;
-    const atCap = size >= YOUNG_GENERATION_CAP;
-    if (atCap === frozen) return;
-    frozen = atCap;
-    setFlagsFromString(`--semi-space-growth-factor=${atCap ? 1 : 2}`);
-  });
-  observer.observe({ entryTypes: ['gc'] });
+  setFlagsFromString('--semi-space-growth-factor=1');
 }
