@@ -5,16 +5,18 @@
 // answer, and the result line every scenario prints.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { sendUdp } from '../../test/support/dns.ts';
 import { DEFAULT_SHAPE, generateCluster, kubeadmCorefile, writeManifests, type SyntheticCluster } from '../synthetic.ts';
+import { summarizeProfiles } from '../profile.ts';
 import { freePort, stop, waitForHttp } from '../tools.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
+const PROFILE_DIR = join(root, 'bench/results/resilience-profile');
 
 export interface ScenarioServer {
   child: ChildProcess;
@@ -47,7 +49,7 @@ export async function startScenarioServer(env: NodeJS.ProcessEnv = {}): Promise<
   const corefile = kubeadmCorefile({ dns: dnsPort, health: healthPort, ready: readyPort, metrics: metricsPort }, join(work, 'cluster'),
     `. 127.0.0.1:${upstreamPort}`);
   writeFileSync(join(work, 'Corefile'), corefile);
-  const child = spawn(process.execPath, [join(root, 'bin/clusterdns.js'), '-conf', join(work, 'Corefile')], {
+  const child = spawn(process.execPath, [...serverCommand(), '-conf', join(work, 'Corefile')], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, ...env },
   });
@@ -78,8 +80,25 @@ export async function startScenarioServer(env: NodeJS.ProcessEnv = {}): Promise<
       stopping = true;
       await stop(child);
       upstream.kill('SIGKILL');
+      if (process.argv.includes('--profile')) process.stdout.write(`server CPU profile (${PROFILE_DIR}):\n${summarizeProfiles(PROFILE_DIR)}\n`);
     },
   };
+}
+
+/**
+ * How the server is started: the repository's command (`bin/clusterdns.js`,
+ * which runs the TypeScript sources through Node's type stripping), or with
+ * `--dist` the JavaScript that `npm run build` compiles into dist/ and the
+ * package and the image run. Type stripping's compiler alone holds ~40 MiB
+ * of RSS, so the two differ by that much at every load.
+ */
+export function serverCommand(): string[] {
+  // --profile: the server writes a CPU profile at exit, summarised by stop().
+  const profile = process.argv.includes('--profile') ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [];
+  if (!process.argv.includes('--dist')) return [...profile, join(root, 'bin/clusterdns.js')];
+  const main = join(root, 'dist/src/main.js');
+  if (!existsSync(main)) throw new Error('--dist: run `npm run build` first');
+  return [...profile, '--input-type=module', '-e', `const { main } = await import(${JSON.stringify(pathToFileURL(main).href)}); process.exit(await main(process.argv.slice(1)));`, '--'];
 }
 
 /** VmRSS and VmHWM (the kernel's own peak) in MiB. */

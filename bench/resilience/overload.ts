@@ -11,7 +11,7 @@
 
 import dgram from 'node:dgram';
 import { generateQueries } from '../synthetic.ts';
-import { encodeQuery, isNormalAnswer, measurePeak, memory, metricValue, option, rcodeOf, report, settledRss, sleep, startScenarioServer, traceMemory, udpQuery } from './common.ts';
+import { encodeQuery, isNormalAnswer, measurePeak, memory, metricValue, option, rcodeOf, report, settledRss, sleep, startScenarioServer, traceMemory, type ScenarioServer } from './common.ts';
 
 const CLIENTS = option('clients', 200);
 const SECONDS = option('seconds', 15);
@@ -20,6 +20,28 @@ const UNIQUE_SHARE = option('unique', 0.3);
 const BURST = option('burst', 4);
 
 const typeCodes: Record<string, number> = { A: 1, AAAA: 28, SRV: 33, PTR: 12 };
+
+/** Milliseconds from `since` until the first normal answer to a cluster name and to a forwarded name (NaN: none within 5 s). */
+async function measureRecovery(server: ScenarioServer, since: number): Promise<{ localMs: number; forwardedMs: number }> {
+  const socket = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  let localMs = NaN;
+  let forwardedMs = NaN;
+  // IDs tell the kinds apart: even for the cluster name, odd for forwarded names.
+  socket.on('message', (reply) => {
+    if (!isNormalAnswer(reply)) return;
+    const elapsed = performance.now() - since;
+    if (reply.readUInt16BE(0) % 2 === 0) localMs = Number.isNaN(localMs) ? elapsed : localMs;
+    else forwardedMs = Number.isNaN(forwardedMs) ? elapsed : forwardedMs;
+  });
+  for (let probe = 0; probe < 1000 && (Number.isNaN(localMs) || Number.isNaN(forwardedMs)); probe++) {
+    socket.send(encodeQuery(server.clusterName, (probe * 2) & 0xffff), server.dnsPort, '127.0.0.1');
+    socket.send(encodeQuery(`probe${probe}.recovery.example.com`, (probe * 2 + 1) & 0xffff), server.dnsPort, '127.0.0.1');
+    await sleep(5);
+  }
+  socket.close();
+  return { localMs, forwardedMs };
+}
 
 const server = await startScenarioServer();
 try {
@@ -66,19 +88,11 @@ try {
   const stoppedAt = performance.now();
   for (const socket of sockets) socket.close();
 
-  // Recovery: both a cluster name and a forwarded name answered normally.
-  let recoveryMs = NaN;
-  for (let attempt = 0; attempt < 500; attempt++) {
-    const [local, forwarded] = await Promise.all([
-      udpQuery(server.dnsPort, encodeQuery(server.clusterName, attempt), 250),
-      udpQuery(server.dnsPort, encodeQuery(`probe${attempt}.recovery.example.com`, attempt), 250),
-    ]);
-    if (isNormalAnswer(local) && isNormalAnswer(forwarded)) {
-      recoveryMs = performance.now() - stoppedAt;
-      break;
-    }
-    await sleep(10);
-  }
+  // Recovery: a cluster name and a forwarded name each answered normally (the later of the two counts).
+  // Probes go out every 5 ms without waiting for each other: one sent into a full socket queue
+  // is dropped by the kernel, and waiting out its timeout would measure the probe, not the server.
+  const { localMs, forwardedMs } = await measureRecovery(server, stoppedAt);
+  const recoveryMs = Math.max(localMs, forwardedMs);
   await sleep(10_000);
   const peakRss = peak.stop();
   stopTrace();
@@ -94,6 +108,8 @@ try {
     repliesPerSecond: replies / loadSeconds,
     refusedPerSecond: refused / loadSeconds,
     recoveryMs,
+    recoveryLocalMs: localMs,
+    recoveryForwardedMs: forwardedMs,
     shedTotal: await metricValue(server, 'clusterdns_shed_queries_total'),
   });
 } finally {
