@@ -519,10 +519,21 @@ function sharesPort(port: number): boolean {
   return port !== 0;
 }
 
+/**
+ * The UDP socket's receive queue (the kernel doubles it for its bookkeeping:
+ * ~630 small datagrams). Deep enough for a burst, or dnsperf's 256
+ * outstanding queries, without loss; shallow enough that under overload a
+ * query waits at most ~50 ms in it and normal answers come back that soon
+ * after (bench/resilience/overload.ts). The 4 MiB it was held ~10,000
+ * queries: 0.4-1.1 s of delay for every answer during and after an overload.
+ * The kernel's default (208 KiB, CoreDNS's) lost queries under dnsperf.
+ */
+const UDP_RECEIVE_QUEUE_BYTES = 256 * 1024;
+
 async function bindUdp(address: string, port: number): Promise<{ socket: dgram.Socket; address: string }> {
   const attempt = (type: 'udp4' | 'udp6', host: string) =>
     new Promise<dgram.Socket>((resolve, reject) => {
-      const socket = dgram.createSocket({ type, reuseAddr: false, reusePort: sharesPort(port), ipv6Only: false, lookup: replyLookup() });
+      const socket = dgram.createSocket({ type, reuseAddr: false, reusePort: sharesPort(port), ipv6Only: false, recvBufferSize: UDP_RECEIVE_QUEUE_BYTES, lookup: replyLookup() });
       socket.once('error', reject);
       socket.bind(port, host, () => {
         socket.off('error', reject);
