@@ -3,6 +3,7 @@
 // TypeScript sources, which needs Node's built-in type stripping (Node 24);
 // the published package runs the JavaScript built into dist/ (`npm run build`).
 import { existsSync } from 'node:fs';
+import module from 'node:module';
 
 const sources = new URL('../src/main.ts', import.meta.url);
 const fromSources = existsSync(sources);
@@ -16,5 +17,12 @@ if (major < needMajor || (major === needMajor && minor < needMinor)) {
   );
   process.exit(1);
 }
+// V8's compiled code (and, for the sources, the type-stripped text) cached on
+// disk under the OS's temporary directory: a warm start costs ~0.4 instead of
+// ~1 CPU-second and, from the sources, ~30 MiB less memory, since Node's
+// TypeScript compiler is then never loaded. A cache that cannot be written
+// (a read-only file system) is skipped; NODE_COMPILE_CACHE moves it and
+// NODE_DISABLE_COMPILE_CACHE=1 turns it off.
+module.enableCompileCache?.();
 const { main } = await import(fromSources ? sources.href : new URL('../dist/src/main.js', import.meta.url).href);
 process.exit(await main(process.argv.slice(2)));

@@ -3,6 +3,7 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
+import module from 'node:module';
 import { setFlagsFromString } from 'node:v8';
 import { parseArgs, UsageError, USAGE, watchNpmLauncher, type CliOptions } from './cli.ts';
 import { parseConfig } from './config.ts';
@@ -165,6 +166,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`[FATAL] ${error instanceof Error ? error.message : String(error)}\n`);
     return 1;
   }
+  // Every module is loaded now: write the compile cache (bin/clusterdns.js) at once rather than at
+  // exit, which a killed process never reaches.
+  module.flushCompileCache?.();
   // RELOAD-5: USR1 reloads, HUP is ignored, TERM and INT shut down (a second INT exits at once), QUIT exits.
   // Handlers go in before the pidfile and the banner: whoever sees those may signal at once.
   process.on('SIGUSR1', () => void supervisor.reload());
