@@ -146,6 +146,12 @@ export async function startScenarioServer(options: ScenarioOptions = {}): Promis
     },
     async stop() {
       stopping = true;
+      // The measurements are done: no lameduck wait. A second SIGINT exits at once (a CPU profile is still written).
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGINT');
+        await sleep(100);
+        child.kill('SIGINT');
+      }
       await stop(child);
       ownUpstream?.stop();
       if (process.argv.includes('--profile')) process.stdout.write(`server CPU profile (${PROFILE_DIR}):\n${summarizeProfiles(PROFILE_DIR)}\n`);
@@ -287,8 +293,8 @@ export function measurePeak(pid: number): { stop(): number } {
 }
 
 /** Lets the server settle after startup (V8's memory reducer runs ~8 s after allocation slows), then reads its RSS. */
-export async function settledRss(server: ScenarioServer): Promise<number> {
-  await sleep(10_000);
+export async function settledRss(server: ScenarioServer, settleMs = 10_000): Promise<number> {
+  await sleep(settleMs);
   return memory(server.pid).rss;
 }
 
@@ -474,9 +480,10 @@ function describeReply(question: Question, reply: Buffer): string {
  * ports the kernel spreads over the instances sharing a port, as it does
  * pods' queries), for at most `maxSeconds` (the bound; finish() usually ends
  * it sooner). Answers are matched by socket and ID and checked; a truncated
- * answer is asked again over TCP within the same deadline.
+ * answer is asked again over TCP within the same deadline. The first phase
+ * is `phase`; mark() starts the next.
  */
-export async function pacedLoad(port: number, options: { qps: number; maxSeconds: number; question(index: number): Question; sockets?: number }): Promise<PacedLoad> {
+export async function pacedLoad(port: number, options: { qps: number; maxSeconds: number; question(index: number): Question; phase: string; sockets?: number }): Promise<PacedLoad> {
   const total = Math.floor(options.qps * options.maxSeconds);
   const sockets = await Promise.all(Array.from({ length: options.sockets ?? 64 }, () => new Promise<dgram.Socket>((resolve) => {
     const socket = dgram.createSocket('udp4');
@@ -486,7 +493,7 @@ export async function pacedLoad(port: number, options: { qps: number; maxSeconds
   const pending = sockets.map(() => new Map<number, Pending>());
   const nextId = sockets.map(() => Math.floor(Math.random() * 65536));
   const overall = emptyTally();
-  const phases: ({ phase: string } & LoadTally)[] = [{ phase: 'start', ...emptyTally() }];
+  const phases: ({ phase: string } & LoadTally)[] = [{ phase: options.phase, ...emptyTally() }];
   const wrongSamples: string[] = [];
   let overTcp = 0;
   const settle = (entry: Pending, reply: Buffer | null) => {

@@ -43,8 +43,7 @@ export async function handoverScenario(options: HandoverOptions): Promise<Handov
     a = await startScenarioServer({ upstream });
     const port = a.dnsPort;
     const maxSeconds = (options.beforeMs + options.afterMs) / 1000 + 60;
-    const load = await pacedLoad(port, { qps: options.qps, maxSeconds, question: mixedQuestions(a.cluster, 0.3, `handover${Date.now()}`) });
-    load.mark('A alone');
+    const load = await pacedLoad(port, { qps: options.qps, maxSeconds, question: mixedQuestions(a.cluster, 0.3, `handover${Date.now()}`), phase: 'A alone' });
     await sleep(options.beforeMs);
     load.mark('B starting');
     const bStarted = performance.now();

@@ -32,8 +32,7 @@ export async function reloadScenario(options: ReloadOptions): Promise<ReloadResu
     const running = /plugin\/reload: Running configuration SHA512/;
     await server.waitForLog(running);
     const maxSeconds = ((options.reloads + 1) * options.intervalMs) / 1000 + options.reloads * 10;
-    const load = await pacedLoad(server.dnsPort, { qps: options.qps, maxSeconds, question: mixedQuestions(server.cluster, 0.3, `reload${Date.now()}`) });
-    load.mark('before');
+    const load = await pacedLoad(server.dnsPort, { qps: options.qps, maxSeconds, question: mixedQuestions(server.cluster, 0.3, `reload${Date.now()}`), phase: 'before' });
     await sleep(options.intervalMs);
     let reloadsDone = 0;
     let slowestReloadMs = 0;
