@@ -6,7 +6,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -440,10 +440,12 @@ export interface LoadTally {
 export interface LoadReport extends LoadTally {
   qps: number;
   seconds: number;
-  /** The tally of the queries sent in each phase (from one mark() to the next). */
-  phases: ({ phase: string } & LoadTally)[];
+  /** The tally of the queries sent in each phase (from one mark() to the next, `fromMs` into the load). */
+  phases: ({ phase: string; fromMs: number } & LoadTally)[];
   /** A few wrong answers, described. */
   wrongSamples: string[];
+  /** A few lost queries: when they were sent (ms into the load) and whether a truncated UDP answer came first. */
+  lostSamples: string[];
 }
 
 export interface PacedLoad {
@@ -460,6 +462,7 @@ interface Pending {
   packet: Buffer;
   sentAt: number;
   phase: LoadTally;
+  truncated: boolean;
 }
 
 const emptyTally = (): LoadTally => ({ sent: 0, right: 0, wrong: 0, lost: 0, retriedOverTcp: 0 });
@@ -493,14 +496,18 @@ export async function pacedLoad(port: number, options: { qps: number; maxSeconds
   const pending = sockets.map(() => new Map<number, Pending>());
   const nextId = sockets.map(() => Math.floor(Math.random() * 65536));
   const overall = emptyTally();
-  const phases: ({ phase: string } & LoadTally)[] = [{ phase: options.phase, ...emptyTally() }];
+  const phases: ({ phase: string; fromMs: number } & LoadTally)[] = [{ phase: options.phase, fromMs: 0, ...emptyTally() }];
   const wrongSamples: string[] = [];
+  const lostSamples: string[] = [];
   let overTcp = 0;
   const settle = (entry: Pending, reply: Buffer | null) => {
     const outcome = reply === null ? 'lost' : entry.question.expect(reply) ? 'right' : 'wrong';
     overall[outcome]++;
     entry.phase[outcome]++;
     if (outcome === 'wrong' && wrongSamples.length < 5) wrongSamples.push(describeReply(entry.question, reply!));
+    if (outcome === 'lost' && lostSamples.length < 5) {
+      lostSamples.push(`${entry.question.name} sent at ${(entry.sentAt - started).toFixed(0)} ms: ${entry.truncated ? 'truncated over UDP, no answer over TCP' : 'no answer over UDP'}`);
+    }
   };
   sockets.forEach((socket, index) => {
     socket.on('message', (reply: Buffer) => {
@@ -509,6 +516,7 @@ export async function pacedLoad(port: number, options: { qps: number; maxSeconds
       if (!entry) return;
       pending[index]!.delete(reply.readUInt16BE(0));
       if ((reply[2]! & 0x02) === 0) return settle(entry, reply);
+      entry.truncated = true;
       // TC: the stub resolver's retry over TCP, within what is left of the deadline.
       overall.retriedOverTcp++;
       entry.phase.retriedOverTcp++;
@@ -546,7 +554,7 @@ export async function pacedLoad(port: number, options: { qps: number; maxSeconds
       nextId[index] = (id + 1) & 0xffff;
       const question = options.question(overall.sent);
       const packet = encodeQuery(question.name, id, question.type ?? QTYPE.A);
-      pending[index]!.set(id, { question, packet, sentAt: performance.now(), phase });
+      pending[index]!.set(id, { question, packet, sentAt: performance.now(), phase, truncated: false });
       phase.sent++;
       sockets[index]!.send(packet, port, '127.0.0.1');
     }
@@ -555,7 +563,7 @@ export async function pacedLoad(port: number, options: { qps: number; maxSeconds
   send();
   return {
     mark(phase) {
-      phases.push({ phase, ...emptyTally() });
+      phases.push({ phase, fromMs: performance.now() - started, ...emptyTally() });
     },
     tally: () => ({ ...overall }),
     async finish() {
@@ -565,7 +573,7 @@ export async function pacedLoad(port: number, options: { qps: number; maxSeconds
       while (pending.some((map) => map.size > 0) || overTcp > 0) await sleep(20);
       clearInterval(sweeper);
       for (const socket of sockets) socket.close();
-      return { qps: options.qps, seconds, ...overall, phases: phases.filter((phase) => phase.sent > 0), wrongSamples };
+      return { qps: options.qps, seconds, ...overall, phases: phases.filter((phase) => phase.sent > 0), wrongSamples, lostSamples };
     },
   };
 }
@@ -575,11 +583,78 @@ export function formatLoad(report: LoadReport): string {
   const line = (tally: LoadTally) => `sent ${tally.sent}, lost ${tally.lost}, wrong ${tally.wrong}, retried over TCP ${tally.retriedOverTcp}`;
   return [
     `${report.qps} q/s for ${report.seconds.toFixed(1)} s: ${line(report)}`,
-    ...report.phases.map((phase) => `  ${phase.phase.padEnd(24)} ${line(phase)}`),
+    ...report.phases.map((phase) => `  ${phase.phase.padEnd(24)} from ${(phase.fromMs / 1000).toFixed(1).padStart(4)} s: ${line(phase)}`),
     ...report.wrongSamples.map((sample) => `  wrong: ${sample}`),
+    ...report.lostSamples.map((sample) => `  lost: ${sample}`),
   ].join('\n');
 }
 
 export function printLoad(report: LoadReport): void {
   process.stdout.write(`${formatLoad(report)}\n`);
+}
+
+/** The socket inodes a process holds open (from /proc/PID/fd), empty once it is gone. */
+function socketInodes(pid: number): Set<string> {
+  const inodes = new Set<string>();
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      const match = /^socket:\[(\d+)\]$/.exec(readlinkSafe(`/proc/${pid}/fd/${fd}`));
+      if (match) inodes.add(match[1]!);
+    }
+  } catch {
+    // gone
+  }
+  return inodes;
+}
+
+function readlinkSafe(path: string): string {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Watches the kernel's count of datagrams dropped at the UDP sockets bound
+ * to `port` (receive queue full), from /proc/net/udp and udp6 every 50 ms,
+ * so a socket that closes still counts; each socket is put down to the
+ * process of `owners` holding it. stop() returns the drops by owner.
+ */
+export function watchUdpDrops(port: number, owners: () => Record<string, number | undefined>): { stop(): Record<string, number> } {
+  const hexPort = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const sockets = new Map<string, { owner: string; drops: number }>();
+  const sample = () => {
+    for (const file of ['/proc/net/udp', '/proc/net/udp6']) {
+      let text = '';
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch {
+        continue;
+      }
+      for (const line of text.split('\n').slice(1)) {
+        const fields = line.trim().split(/\s+/);
+        if (fields.length < 13 || !fields[1]!.endsWith(hexPort)) continue;
+        const inode = fields[9]!;
+        const socket = sockets.get(inode) ?? { owner: 'unknown', drops: 0 };
+        sockets.set(inode, socket);
+        // A process not started yet (owners() has no pid for it) is looked for again next time.
+        if (socket.owner === 'unknown') {
+          socket.owner = Object.entries(owners()).find(([, pid]) => pid !== undefined && socketInodes(pid).has(inode))?.[0] ?? 'unknown';
+        }
+        socket.drops = Number(fields[12]);
+      }
+    }
+  };
+  sample();
+  const timer = setInterval(sample, 50);
+  return {
+    stop() {
+      clearInterval(timer);
+      sample();
+      const byOwner: Record<string, number> = {};
+      for (const { owner, drops } of sockets.values()) byOwner[owner] = (byOwner[owner] ?? 0) + drops;
+      return byOwner;
+    },
+  };
 }

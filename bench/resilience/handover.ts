@@ -11,7 +11,7 @@
 //
 //   npx node bench/resilience/handover.ts [--qps 2000] [--delay 0] [--before-ms 3000] [--after-ms 3000]
 
-import { mixedQuestions, option, pacedLoad, printLoad, sleep, startScenarioServer, startUpstream, type LoadReport, type ScenarioServer } from './common.ts';
+import { mixedQuestions, option, pacedLoad, printLoad, sleep, startScenarioServer, startUpstream, watchUdpDrops, type LoadReport, type ScenarioServer } from './common.ts';
 
 export interface HandoverOptions {
   qps: number;
@@ -30,6 +30,8 @@ export interface HandoverResult {
   bStartMs: number;
   /** From A's SIGTERM to its exit (lameduck 5 s, then the drain). */
   aExitMs: number;
+  /** Datagrams the kernel dropped at A's and B's sockets on the port (their receive queue was full). */
+  kernelDrops: Record<string, number>;
 }
 
 /** kubeadm's `health { lameduck 5s }`. */
@@ -42,6 +44,7 @@ export async function handoverScenario(options: HandoverOptions): Promise<Handov
   try {
     a = await startScenarioServer({ upstream });
     const port = a.dnsPort;
+    const drops = watchUdpDrops(port, () => ({ A: a?.pid, B: b?.pid }));
     const maxSeconds = (options.beforeMs + options.afterMs) / 1000 + 60;
     const load = await pacedLoad(port, { qps: options.qps, maxSeconds, question: mixedQuestions(a.cluster, 0.3, `handover${Date.now()}`), phase: 'A alone' });
     await sleep(options.beforeMs);
@@ -56,7 +59,7 @@ export async function handoverScenario(options: HandoverOptions): Promise<Handov
     clearTimeout(closing);
     load.mark('A exited, B alone');
     await sleep(options.afterMs);
-    return { load: await load.finish(), upstreamDelayMs: options.upstreamDelayMs, bStartMs, aExitMs };
+    return { load: await load.finish(), upstreamDelayMs: options.upstreamDelayMs, bStartMs, aExitMs, kernelDrops: drops.stop() };
   } finally {
     await a?.stop();
     await b?.stop();
@@ -66,6 +69,7 @@ export async function handoverScenario(options: HandoverOptions): Promise<Handov
 
 if (import.meta.main) {
   const result = await handoverScenario({ qps: option('qps', 2000), upstreamDelayMs: option('delay', 0), beforeMs: option('before-ms', 3000), afterMs: option('after-ms', 3000) });
-  process.stdout.write(`upstream delay ${result.upstreamDelayMs} ms; B ready after ${result.bStartMs.toFixed(0)} ms; A exited ${result.aExitMs.toFixed(0)} ms after SIGTERM\n`);
+  process.stdout.write(`upstream delay ${result.upstreamDelayMs} ms; B ready after ${result.bStartMs.toFixed(0)} ms; A exited ${result.aExitMs.toFixed(0)} ms after SIGTERM; ` +
+    `datagrams dropped by the kernel (full receive queue): ${JSON.stringify(result.kernelDrops)}\n`);
   printLoad(result.load);
 }

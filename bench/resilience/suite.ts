@@ -48,7 +48,7 @@ export const FULL: SuiteParameters = {
 
 export const SHORT: SuiteParameters = {
   reload: { qps: 1000, reloads: 3, intervalMs: 1000 },
-  handover: { qps: 1000, beforeMs: 1000, afterMs: 1000 },
+  handover: { qps: 1000, beforeMs: 500, afterMs: 500 },
   slowUpstreamMs: 300,
   outage: { qps: 500, outageMs: 3000, marginMs: 1000 },
   relist: { qps: 500, relists: 2, listDelayMs: 300, gapMs: 1000 },
