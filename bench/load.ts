@@ -53,7 +53,7 @@ const endpointCount = cluster.services.reduce((sum, service) => sum + service.en
 
 const [dnsPort, ceilingPort, healthPort, readyPort, metricsPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
 // The kubeadm default (STOCK-1), with the manifests source and loopback ports.
-const corefile = kubeadmCorefile({ dns: dnsPort, health: healthPort, ready: readyPort, metrics: metricsPort }, join(work, 'cluster'),
+const corefile = kubeadmCorefile({ dns: dnsPort, health: healthPort, ready: readyPort, metrics: metricsPort }, { manifests: join(work, 'cluster') },
   '. /etc/resolv.conf {\n       max_concurrent 1000\n    }');
 writeFileSync(join(work, 'Corefile'), corefile);
 

@@ -186,11 +186,14 @@ export interface KubeadmPorts {
   metrics: number;
 }
 
+/** Where the kubernetes plugin reads the cluster: manifests in a directory, or an API server (`endpoint URL`). */
+export type ClusterSource = { manifests: string } | { endpoint: string };
+
 /**
- * kubeadm's default Corefile (STOCK-1) with the manifests source, loopback
+ * kubeadm's default Corefile (STOCK-1) with the cluster source, loopback
  * ports and `forward` as given (its upstream and options block).
  */
-export function kubeadmCorefile(ports: KubeadmPorts, manifests: string, forward: string): string {
+export function kubeadmCorefile(ports: KubeadmPorts, source: ClusterSource, forward: string): string {
   return `.:${ports.dns} {
     errors
     health 127.0.0.1:${ports.health} {
@@ -198,7 +201,7 @@ export function kubeadmCorefile(ports: KubeadmPorts, manifests: string, forward:
     }
     ready 127.0.0.1:${ports.ready}
     kubernetes cluster.local in-addr.arpa ip6.arpa {
-       manifests ${manifests}
+       ${'manifests' in source ? `manifests ${source.manifests}` : `endpoint ${source.endpoint}`}
        pods insecure
        fallthrough in-addr.arpa ip6.arpa
        ttl 30

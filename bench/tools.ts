@@ -63,10 +63,13 @@ export function startPinned(cpu: number | string, args: string[], ready: RegExp,
 /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
 export async function stop(child: ChildProcess, graceMs = 8000): Promise<void> {
   if (child.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
+  // Listeners the caller left (a "exited unexpectedly" report) go first; the one that ends the wait stays.
   child.removeAllListeners('exit');
+  const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGTERM');
-  await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, graceMs))]);
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([exited, new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+  clearTimeout(timer);
   child.kill('SIGKILL');
 }
 

@@ -5,13 +5,15 @@
 // answer, and the result line every scenario prints.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import dgram from 'node:dgram';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import dnsPacket from 'dns-packet';
 import { sendUdp } from '../../test/support/dns.ts';
-import { DEFAULT_SHAPE, generateCluster, kubeadmCorefile, writeManifests, type SyntheticCluster } from '../synthetic.ts';
+import { DEFAULT_SHAPE, generateCluster, kubeadmCorefile, random, writeManifests, type SyntheticCluster } from '../synthetic.ts';
 import { summarizeProfiles } from '../profile.ts';
 import { freePort, stop, waitForHttp } from '../tools.ts';
 
@@ -22,38 +24,74 @@ export interface ScenarioServer {
   child: ChildProcess;
   pid: number;
   dnsPort: number;
+  readyPort: number;
   metricsPort: number;
+  /** The Corefile's path (a reload scenario edits it). */
+  corefile: string;
   cluster: SyntheticCluster;
   /** A name the kubernetes plugin answers with one A record. */
   clusterName: string;
   /** Lines the server logged (stdout), kept so a scenario can look for the shedding messages. */
   log: string[];
+  /** Resolves once `count` logged lines match `pattern` (rejects after timeoutMs). */
+  waitForLog(pattern: RegExp, count?: number, timeoutMs?: number): Promise<void>;
+  /** SIGTERM, as a pod's shutdown: resolves with the milliseconds until the process exited (NaN: killed after 30 s). */
+  terminate(): Promise<number>;
   stop(): Promise<void>;
 }
 
-/**
- * Starts the loopback upstream (bench/resilience/upstream.ts, its own process
- * so the load generator cannot starve it) and clusterdns with the kubeadm
- * Corefile forwarding to it. `env` goes to the server (CLUSTERDNS_MAX_IN_FLIGHT...).
- */
-export async function startScenarioServer(env: NodeJS.ProcessEnv = {}): Promise<ScenarioServer> {
-  const work = mkdtempSync(join(tmpdir(), 'clusterdns-resilience-'));
-  const cluster = generateCluster(DEFAULT_SHAPE);
-  writeManifests(cluster, join(work, 'cluster'));
-  const [dnsPort, upstreamPort, healthPort, readyPort, metricsPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
-  const upstream = spawn(process.execPath, [join(root, 'bench/resilience/upstream.ts'), String(upstreamPort)], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** A loopback upstream (bench/resilience/upstream.ts) in its own process, so the load generator cannot starve it. */
+export interface Upstream {
+  hostPort: string;
+  stop(): void;
+}
+
+/** Starts the loopback upstream; every reply goes out `delayMs` after its query came in. */
+export async function startUpstream(delayMs = 0): Promise<Upstream> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [join(root, 'bench/resilience/upstream.ts'), String(port), '--delay', String(delayMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
-    upstream.stdout!.once('data', () => resolve());
-    upstream.once('exit', (code) => reject(new Error(`upstream exited with ${code}`)));
+    child.stdout!.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`upstream exited with ${code}`)));
   });
-  const corefile = kubeadmCorefile({ dns: dnsPort, health: healthPort, ready: readyPort, metrics: metricsPort }, join(work, 'cluster'),
-    `. 127.0.0.1:${upstreamPort}`);
-  writeFileSync(join(work, 'Corefile'), corefile);
-  const child = spawn(process.execPath, [...serverCommand(), '-conf', join(work, 'Corefile')], {
+  return { hostPort: `127.0.0.1:${port}`, stop: () => child.kill('SIGKILL') };
+}
+
+export interface ScenarioOptions {
+  /** Goes to the server (CLUSTERDNS_MAX_IN_FLIGHT...). */
+  env?: NodeJS.ProcessEnv;
+  /** The DNS port: another instance's, to take it over (SO_REUSEPORT); default a free one. */
+  dnsPort?: number;
+  /** The upstream to forward to, shared and left running; default a fast one of the server's own. */
+  upstream?: Upstream;
+  /** forward's argument (upstreams and options block) instead of an upstream. */
+  forward?: string;
+  /** The kubernetes plugin reads this API server (endpoint URL) holding `cluster`, instead of manifests. */
+  apiServer?: string;
+  /** The cluster (default: DEFAULT_SHAPE's), written as manifests unless apiServer is given. */
+  cluster?: SyntheticCluster;
+}
+
+/**
+ * Starts clusterdns with the kubeadm Corefile, forwarding to a loopback
+ * upstream (its own unless given), and waits for /ready.
+ */
+export async function startScenarioServer(options: ScenarioOptions = {}): Promise<ScenarioServer> {
+  const work = mkdtempSync(join(tmpdir(), 'clusterdns-resilience-'));
+  const cluster = options.cluster ?? generateCluster(DEFAULT_SHAPE);
+  if (options.apiServer === undefined) writeManifests(cluster, join(work, 'cluster'));
+  const [dnsPort, healthPort, readyPort, metricsPort] = await Promise.all([options.dnsPort ?? freePort(), freePort(), freePort(), freePort()]);
+  const ownUpstream = options.upstream === undefined && options.forward === undefined ? await startUpstream() : null;
+  const forward = options.forward ?? `. ${(options.upstream ?? ownUpstream)!.hostPort}`;
+  const source = options.apiServer === undefined ? { manifests: join(work, 'cluster') } : { endpoint: options.apiServer };
+  const corefile = join(work, 'Corefile');
+  writeFileSync(corefile, kubeadmCorefile({ dns: dnsPort, health: healthPort, ready: readyPort, metrics: metricsPort }, source, forward));
+  const child = spawn(process.execPath, [...serverCommand(), '-conf', corefile], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...options.env },
   });
   const log: string[] = [];
+  const logWaiters = new Set<() => void>();
   let partial = '';
   // Read stdout all the time: a pipe nobody reads would block the server's log writes.
   child.stdout!.on('data', (chunk: Buffer) => {
@@ -61,25 +99,61 @@ export async function startScenarioServer(env: NodeJS.ProcessEnv = {}): Promise<
     partial = lines.pop()!;
     // Only the server's own lines matter here; the errors plugin's per-query lines would fill memory.
     for (const line of lines) if (!line.includes('plugin/errors')) log.push(line);
+    for (const waiter of logWaiters) waiter();
   });
+  let stopping = false;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.on('exit', (code, signal) => {
     if (!stopping) process.stderr.write(`clusterdns exited during the scenario: code ${code}, signal ${signal}\n`);
   });
-  let stopping = false;
   await waitForHttp(`http://127.0.0.1:${readyPort}/ready`);
   const service = cluster.services.find((candidate) => !candidate.headless)!;
   return {
     child,
     pid: child.pid!,
     dnsPort,
+    readyPort,
     metricsPort,
+    corefile,
     cluster,
     clusterName: `${service.name}.${service.namespace}.svc.cluster.local`,
     log,
+    waitForLog(pattern, count = 1, timeoutMs = 10_000) {
+      return new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (log.filter((line) => pattern.test(line)).length < count) return;
+          clearTimeout(timer);
+          logWaiters.delete(check);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          logWaiters.delete(check);
+          reject(new Error(`clusterdns did not log ${pattern} ${count} times within ${timeoutMs} ms`));
+        }, timeoutMs);
+        logWaiters.add(check);
+        check();
+      });
+    },
+    async terminate() {
+      stopping = true;
+      const started = performance.now();
+      child.kill('SIGTERM');
+      let timer: NodeJS.Timeout | undefined;
+      const inTime = await Promise.race([exited.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(resolve, 30_000, false)))]);
+      clearTimeout(timer);
+      if (!inTime) child.kill('SIGKILL');
+      return inTime ? performance.now() - started : NaN;
+    },
     async stop() {
       stopping = true;
+      // The measurements are done: no lameduck wait. A second SIGINT exits at once (a CPU profile is still written).
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGINT');
+        await sleep(100);
+        child.kill('SIGINT');
+      }
       await stop(child);
-      upstream.kill('SIGKILL');
+      ownUpstream?.stop();
       if (process.argv.includes('--profile')) process.stdout.write(`server CPU profile (${PROFILE_DIR}):\n${summarizeProfiles(PROFILE_DIR)}\n`);
     },
   };
@@ -219,8 +293,8 @@ export function measurePeak(pid: number): { stop(): number } {
 }
 
 /** Lets the server settle after startup (V8's memory reducer runs ~8 s after allocation slows), then reads its RSS. */
-export async function settledRss(server: ScenarioServer): Promise<number> {
-  await sleep(10_000);
+export async function settledRss(server: ScenarioServer, settleMs = 10_000): Promise<number> {
+  await sleep(settleMs);
   return memory(server.pid).rss;
 }
 
@@ -277,4 +351,310 @@ export function traceMemory(server: ScenarioServer): () => void {
         }).join(', ')}\n`);
   }, 1000);
   return () => clearInterval(timer);
+}
+
+// ---------------------------------------------------------------------------
+// Paced load: what pods see while something happens to the server
+
+/** One question of a load, and what counts as its right answer. */
+export interface Question {
+  name: string;
+  /** QTYPE number; A when absent. */
+  type?: number;
+  expect(reply: Buffer): boolean;
+}
+
+/** The A records' addresses of a reply, sorted. */
+function addressesOf(reply: Buffer): string[] {
+  return (dnsPacket.decode(reply).answers ?? []).filter((record) => record.type === 'A').map((record) => String((record as { data: unknown }).data)).sort();
+}
+
+export const expect = {
+  /** NOERROR with exactly these A records. */
+  addresses: (addresses: string[]) => {
+    const wanted = [...addresses].sort().join(' ');
+    return (reply: Buffer) => rcodeOf(reply) === 0 && addressesOf(reply).join(' ') === wanted;
+  },
+  /** NOERROR with this many answer records. */
+  answers: (count: number) => (reply: Buffer) => rcodeOf(reply) === 0 && answerCount(reply) === count,
+  nxdomain: () => (reply: Buffer) => rcodeOf(reply) === 3,
+};
+
+const QTYPE = { A: 1, AAAA: 28, SRV: 33 };
+
+/**
+ * Every question about `cluster` with a known answer, in a fixed shuffled
+ * order: A of each Service (its ClusterIP, or a headless one's endpoints),
+ * SRV and AAAA (NODATA) of each, and the NXDOMAINs a pod's search path makes
+ * of it from two other namespaces. A load walking this list asks each
+ * question once per pass, so a `cache 30` in front answers few of them from
+ * memory while the pass lasts longer than its TTL.
+ */
+export function clusterQuestions(cluster: SyntheticCluster, seed = 1): Question[] {
+  const questions: Question[] = [];
+  cluster.services.forEach((service, index) => {
+    const name = `${service.name}.${service.namespace}.svc.cluster.local`;
+    questions.push({ name, expect: expect.addresses(service.headless ? service.endpoints : [service.clusterIP!]) });
+    questions.push({ name: `_http._tcp.${name}`, type: QTYPE.SRV, expect: expect.answers(service.headless ? service.endpoints.length : 1) });
+    questions.push({ name, type: QTYPE.AAAA, expect: expect.answers(0) });
+    for (const step of [1, 2]) {
+      const podNamespace = cluster.namespaces[(index + step) % cluster.namespaces.length]!;
+      if (podNamespace !== service.namespace) questions.push({ name: `${service.name}.${service.namespace}.${podNamespace}.svc.cluster.local`, expect: expect.nxdomain() });
+    }
+  });
+  const next = random(seed);
+  for (let i = questions.length - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    [questions[i], questions[j]] = [questions[j]!, questions[i]!];
+  }
+  return questions;
+}
+
+/**
+ * Cluster questions with a share of forwarded ones: unique names (cache
+ * misses, so each goes upstream), which the loopback upstream answers with
+ * 192.0.2.1. `tag` keeps names apart between runs and instances.
+ */
+export function mixedQuestions(cluster: SyntheticCluster, forwardedShare: number, tag: string): (index: number) => Question {
+  const local = clusterQuestions(cluster);
+  const forwarded = expect.addresses(['192.0.2.1']);
+  const everyNth = forwardedShare > 0 ? Math.round(1 / forwardedShare) : Infinity;
+  return (index) => (index % everyNth === 0 ? { name: `q${index}-${tag}.fwd.example.com`, expect: forwarded } : local[index % local.length]!);
+}
+
+/** A query is lost when no answer came within this long (a stub resolver's retry time is 5 s; 2 s is already an outage to a pod). */
+export const LOST_AFTER_MS = 2000;
+
+export interface LoadTally {
+  sent: number;
+  /** Answered in time, the right answer. */
+  right: number;
+  /** Answered in time, something else (SERVFAIL, REFUSED, NXDOMAIN for a name that exists...). */
+  wrong: number;
+  /** No answer within LOST_AFTER_MS (over UDP, or over TCP after a truncated UDP answer). */
+  lost: number;
+  /** Answered truncated over UDP and asked again over TCP, as a stub resolver does. */
+  retriedOverTcp: number;
+}
+
+export interface LoadReport extends LoadTally {
+  qps: number;
+  seconds: number;
+  /** The tally of the queries sent in each phase (from one mark() to the next, `fromMs` into the load). */
+  phases: ({ phase: string; fromMs: number } & LoadTally)[];
+  /** A few wrong answers, described. */
+  wrongSamples: string[];
+  /** A few lost queries: when they were sent (ms into the load) and whether a truncated UDP answer came first. */
+  lostSamples: string[];
+}
+
+export interface PacedLoad {
+  /** Starts a new phase: queries sent from now on are tallied under `phase`. */
+  mark(phase: string): void;
+  /** The tally so far. */
+  tally(): LoadTally;
+  /** Stops sending, waits for the answers still due (at most LOST_AFTER_MS) and reports. */
+  finish(): Promise<LoadReport>;
+}
+
+interface Pending {
+  question: Question;
+  packet: Buffer;
+  sentAt: number;
+  phase: LoadTally;
+  truncated: boolean;
+}
+
+const emptyTally = (): LoadTally => ({ sent: 0, right: 0, wrong: 0, lost: 0, retriedOverTcp: 0 });
+
+function describeReply(question: Question, reply: Buffer): string {
+  try {
+    const decoded = dnsPacket.decode(reply);
+    const answers = (decoded.answers ?? []).map((record) => `${record.type} ${JSON.stringify((record as { data: unknown }).data)}`);
+    return `${question.name} type ${question.type ?? QTYPE.A}: rcode ${rcodeOf(reply)}${reply[2]! & 0x02 ? ' TC' : ''} [${answers.join(', ')}]`;
+  } catch {
+    return `${question.name}: ${reply.length} undecodable bytes`;
+  }
+}
+
+/**
+ * Sends `question(0)`, `question(1)`... to 127.0.0.1:`port` at `qps` per
+ * second, paced in 5 ms steps, from `sockets` UDP sockets in turn (source
+ * ports the kernel spreads over the instances sharing a port, as it does
+ * pods' queries), for at most `maxSeconds` (the bound; finish() usually ends
+ * it sooner). Answers are matched by socket and ID and checked; a truncated
+ * answer is asked again over TCP within the same deadline. The first phase
+ * is `phase`; mark() starts the next.
+ */
+export async function pacedLoad(port: number, options: { qps: number; maxSeconds: number; question(index: number): Question; phase: string; sockets?: number }): Promise<PacedLoad> {
+  const total = Math.floor(options.qps * options.maxSeconds);
+  const sockets = await Promise.all(Array.from({ length: options.sockets ?? 64 }, () => new Promise<dgram.Socket>((resolve) => {
+    const socket = dgram.createSocket('udp4');
+    socket.on('error', () => {});
+    socket.bind(0, '127.0.0.1', () => resolve(socket));
+  })));
+  const pending = sockets.map(() => new Map<number, Pending>());
+  const nextId = sockets.map(() => Math.floor(Math.random() * 65536));
+  const overall = emptyTally();
+  const phases: ({ phase: string; fromMs: number } & LoadTally)[] = [{ phase: options.phase, fromMs: 0, ...emptyTally() }];
+  const wrongSamples: string[] = [];
+  const lostSamples: string[] = [];
+  let overTcp = 0;
+  const settle = (entry: Pending, reply: Buffer | null) => {
+    const outcome = reply === null ? 'lost' : entry.question.expect(reply) ? 'right' : 'wrong';
+    overall[outcome]++;
+    entry.phase[outcome]++;
+    if (outcome === 'wrong' && wrongSamples.length < 5) wrongSamples.push(describeReply(entry.question, reply!));
+    if (outcome === 'lost' && lostSamples.length < 5) {
+      lostSamples.push(`${entry.question.name} sent at ${(entry.sentAt - started).toFixed(0)} ms: ${entry.truncated ? 'truncated over UDP, no answer over TCP' : 'no answer over UDP'}`);
+    }
+  };
+  sockets.forEach((socket, index) => {
+    socket.on('message', (reply: Buffer) => {
+      if (reply.length < 12) return;
+      const entry = pending[index]!.get(reply.readUInt16BE(0));
+      if (!entry) return;
+      pending[index]!.delete(reply.readUInt16BE(0));
+      if ((reply[2]! & 0x02) === 0) return settle(entry, reply);
+      entry.truncated = true;
+      // TC: the stub resolver's retry over TCP, within what is left of the deadline.
+      overall.retriedOverTcp++;
+      entry.phase.retriedOverTcp++;
+      overTcp++;
+      const left = entry.sentAt + LOST_AFTER_MS - performance.now();
+      void (left > 0 ? tcpQuery(port, entry.packet, left) : Promise.resolve(null)).then((tcpReply) => {
+        overTcp--;
+        settle(entry, tcpReply);
+      });
+    });
+  });
+  // Queries whose time is up are lost; each socket's map is in send order.
+  const sweep = () => {
+    const now = performance.now();
+    for (const map of pending) {
+      for (const [id, entry] of map) {
+        if (now - entry.sentAt < LOST_AFTER_MS) break;
+        map.delete(id);
+        settle(entry, null);
+      }
+    }
+  };
+  const sweeper = setInterval(sweep, 50);
+  const started = performance.now();
+  let sending = true;
+  let turn = 0;
+  let sendTimer: NodeJS.Timeout | undefined;
+  const send = () => {
+    const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * options.qps));
+    const phase = phases.at(-1)!;
+    for (; overall.sent < due; overall.sent++) {
+      const index = turn++ % sockets.length;
+      let id = nextId[index]!;
+      while (pending[index]!.has(id)) id = (id + 1) & 0xffff;
+      nextId[index] = (id + 1) & 0xffff;
+      const question = options.question(overall.sent);
+      const packet = encodeQuery(question.name, id, question.type ?? QTYPE.A);
+      pending[index]!.set(id, { question, packet, sentAt: performance.now(), phase, truncated: false });
+      phase.sent++;
+      sockets[index]!.send(packet, port, '127.0.0.1');
+    }
+    if (sending && overall.sent < total) sendTimer = setTimeout(send, 5);
+  };
+  send();
+  return {
+    mark(phase) {
+      phases.push({ phase, fromMs: performance.now() - started, ...emptyTally() });
+    },
+    tally: () => ({ ...overall }),
+    async finish() {
+      sending = false;
+      clearTimeout(sendTimer);
+      const seconds = (performance.now() - started) / 1000;
+      while (pending.some((map) => map.size > 0) || overTcp > 0) await sleep(20);
+      clearInterval(sweeper);
+      for (const socket of sockets) socket.close();
+      return { qps: options.qps, seconds, ...overall, phases: phases.filter((phase) => phase.sent > 0), wrongSamples, lostSamples };
+    },
+  };
+}
+
+/** A load's outcome, one line for the whole and one per phase. */
+export function formatLoad(report: LoadReport): string {
+  const line = (tally: LoadTally) => `sent ${tally.sent}, lost ${tally.lost}, wrong ${tally.wrong}, retried over TCP ${tally.retriedOverTcp}`;
+  return [
+    `${report.qps} q/s for ${report.seconds.toFixed(1)} s: ${line(report)}`,
+    ...report.phases.map((phase) => `  ${phase.phase.padEnd(24)} from ${(phase.fromMs / 1000).toFixed(1).padStart(4)} s: ${line(phase)}`),
+    ...report.wrongSamples.map((sample) => `  wrong: ${sample}`),
+    ...report.lostSamples.map((sample) => `  lost: ${sample}`),
+  ].join('\n');
+}
+
+export function printLoad(report: LoadReport): void {
+  process.stdout.write(`${formatLoad(report)}\n`);
+}
+
+/** The socket inodes a process holds open (from /proc/PID/fd), empty once it is gone. */
+function socketInodes(pid: number): Set<string> {
+  const inodes = new Set<string>();
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      const match = /^socket:\[(\d+)\]$/.exec(readlinkSafe(`/proc/${pid}/fd/${fd}`));
+      if (match) inodes.add(match[1]!);
+    }
+  } catch {
+    // gone
+  }
+  return inodes;
+}
+
+function readlinkSafe(path: string): string {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Watches the kernel's count of datagrams dropped at the UDP sockets bound
+ * to `port` (receive queue full), from /proc/net/udp and udp6 every 50 ms,
+ * so a socket that closes still counts; each socket is put down to the
+ * process of `owners` holding it. stop() returns the drops by owner.
+ */
+export function watchUdpDrops(port: number, owners: () => Record<string, number | undefined>): { stop(): Record<string, number> } {
+  const hexPort = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const sockets = new Map<string, { owner: string; drops: number }>();
+  const sample = () => {
+    for (const file of ['/proc/net/udp', '/proc/net/udp6']) {
+      let text = '';
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch {
+        continue;
+      }
+      for (const line of text.split('\n').slice(1)) {
+        const fields = line.trim().split(/\s+/);
+        if (fields.length < 13 || !fields[1]!.endsWith(hexPort)) continue;
+        const inode = fields[9]!;
+        const socket = sockets.get(inode) ?? { owner: 'unknown', drops: 0 };
+        sockets.set(inode, socket);
+        // A process not started yet (owners() has no pid for it) is looked for again next time.
+        if (socket.owner === 'unknown') {
+          socket.owner = Object.entries(owners()).find(([, pid]) => pid !== undefined && socketInodes(pid).has(inode))?.[0] ?? 'unknown';
+        }
+        socket.drops = Number(fields[12]);
+      }
+    }
+  };
+  sample();
+  const timer = setInterval(sample, 50);
+  return {
+    stop() {
+      clearInterval(timer);
+      sample();
+      const byOwner: Record<string, number> = {};
+      for (const { owner, drops } of sockets.values()) byOwner[owner] = (byOwner[owner] ?? 0) + drops;
+      return byOwner;
+    },
+  };
 }

@@ -8,16 +8,29 @@
 //   npx node bench/resilience/overload.ts [--clients 200] [--seconds 15] [--unique 0.3]
 //
 // Server environment (CLUSTERDNS_MAX_IN_FLIGHT...) passes through.
+// overloadScenario() is the same run for the suite (bench/resilience/suite.ts).
 
 import dgram from 'node:dgram';
 import { generateQueries } from '../synthetic.ts';
-import { encodeQuery, isNormalAnswer, measurePeak, memory, metricValue, option, rcodeOf, report, settledRss, sleep, startScenarioServer, traceMemory, type ScenarioServer } from './common.ts';
+import { encodeQuery, isNormalAnswer, measurePeak, memory, metricValue, option, rcodeOf, report, settledRss, sleep, startScenarioServer, traceMemory, type ScenarioResult, type ScenarioServer } from './common.ts';
 
-const CLIENTS = option('clients', 200);
-const SECONDS = option('seconds', 15);
-const UNIQUE_SHARE = option('unique', 0.3);
-/** Queries each client sends per turn of the event loop. */
-const BURST = option('burst', 4);
+export interface OverloadOptions {
+  clients: number;
+  seconds: number;
+  /** Share of unique external names (forwarded) in the load. */
+  unique: number;
+  /** Queries each client sends per turn of the event loop. */
+  burst: number;
+  /** Idle time before RSS is read and the peak measured (V8 settles ~8 s after startup). */
+  settleMs: number;
+  /** Time after the recovery before the peak and RSS after are read. */
+  afterMs: number;
+}
+
+export const OVERLOAD_DEFAULTS: OverloadOptions = { clients: 200, seconds: 15, unique: 0.3, burst: 4, settleMs: 10_000, afterMs: 10_000 };
+
+/** At most this many queries a second per client (the bound; this process sends ~100k/s in all). */
+const MAX_CLIENT_QPS = 10_000;
 
 const typeCodes: Record<string, number> = { A: 1, AAAA: 28, SRV: 33, PTR: 12 };
 
@@ -43,13 +56,21 @@ async function measureRecovery(server: ScenarioServer, since: number): Promise<{
   return { localMs, forwardedMs };
 }
 
-const server = await startScenarioServer();
-try {
+export async function overloadScenario(options: OverloadOptions): Promise<ScenarioResult> {
+  const server = await startScenarioServer();
+  try {
+    return await overload(server, options);
+  } finally {
+    await server.stop();
+  }
+}
+
+async function overload(server: ScenarioServer, { clients: CLIENTS, seconds: SECONDS, unique: UNIQUE_SHARE, burst: BURST, settleMs, afterMs }: OverloadOptions): Promise<ScenarioResult> {
   const mix = generateQueries(server.cluster, 20_000, 11).map((line, index) => {
     const [name, type] = line.split(' ');
     return encodeQuery(name!, index & 0xffff, typeCodes[type!] ?? 1);
   });
-  const before = await settledRss(server);
+  const before = await settledRss(server, settleMs);
   const peak = measurePeak(server.pid);
   const stopTrace = traceMemory(server);
 
@@ -68,8 +89,9 @@ try {
   let running = true;
   let unique = 0;
   const started = performance.now();
+  const maxSent = CLIENTS * MAX_CLIENT_QPS * SECONDS;
   const turn = () => {
-    if (!running) return;
+    if (!running || sent >= maxSent) return;
     for (const socket of sockets) {
       for (let i = 0; i < BURST; i++) {
         const packet = Math.random() < UNIQUE_SHARE
@@ -93,11 +115,11 @@ try {
   // is dropped by the kernel, and waiting out its timeout would measure the probe, not the server.
   const { localMs, forwardedMs } = await measureRecovery(server, stoppedAt);
   const recoveryMs = Math.max(localMs, forwardedMs);
-  await sleep(10_000);
+  await sleep(afterMs);
   const peakRss = peak.stop();
   stopTrace();
   const after = memory(server.pid);
-  report({
+  return {
     scenario: 'overload',
     clients: CLIENTS,
     seconds: SECONDS,
@@ -111,7 +133,16 @@ try {
     recoveryLocalMs: localMs,
     recoveryForwardedMs: forwardedMs,
     shedTotal: await metricValue(server, 'clusterdns_shed_queries_total'),
-  });
-} finally {
-  await server.stop();
+  };
+}
+
+if (import.meta.main) {
+  report(await overloadScenario({
+    clients: option('clients', OVERLOAD_DEFAULTS.clients),
+    seconds: option('seconds', OVERLOAD_DEFAULTS.seconds),
+    unique: option('unique', OVERLOAD_DEFAULTS.unique),
+    burst: option('burst', OVERLOAD_DEFAULTS.burst),
+    settleMs: OVERLOAD_DEFAULTS.settleMs,
+    afterMs: OVERLOAD_DEFAULTS.afterMs,
+  }));
 }

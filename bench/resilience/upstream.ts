@@ -1,14 +1,24 @@
 // A fast loopback upstream for the resilience scenarios, run in its own
 // process: every A question gets one A record (192.0.2.1, TTL 30), anything
 // else NODATA. Replies are built by copying the question, so it never falls
-// behind the server under test. Prints "listening" once bound.
+// behind the server under test. Prints "listening" once bound. With
+// --delay MS every reply goes out MS milliseconds after its query came in (a
+// slow upstream that still answers within the forward timeout).
 //
-//   node bench/resilience/upstream.ts PORT
+//   node bench/resilience/upstream.ts PORT [--delay MS]
 
 import dgram from 'node:dgram';
 import net from 'node:net';
 
 const port = Number(process.argv[2]);
+const delayIndex = process.argv.indexOf('--delay');
+const DELAY_MS = delayIndex > 0 ? Number(process.argv[delayIndex + 1]) : 0;
+
+/** Sends now, or after --delay. */
+function later(send: () => void): void {
+  if (DELAY_MS > 0) setTimeout(send, DELAY_MS);
+  else send();
+}
 
 /** The reply to `query`, or null when it has no whole question. */
 function answer(query: Buffer): Buffer | null {
@@ -33,7 +43,7 @@ function answer(query: Buffer): Buffer | null {
 const udp = dgram.createSocket('udp4');
 udp.on('message', (query, remote) => {
   const reply = answer(query);
-  if (reply) udp.send(reply, remote.port, remote.address);
+  if (reply) later(() => udp.send(reply, remote.port, remote.address));
 });
 udp.on('error', () => {});
 const tcp = net.createServer((socket) => {
@@ -47,7 +57,7 @@ const tcp = net.createServer((socket) => {
       const frame = Buffer.alloc(reply.length + 2);
       frame.writeUInt16BE(reply.length, 0);
       reply.copy(frame, 2);
-      socket.write(frame);
+      later(() => socket.destroyed || socket.write(frame));
     }
   });
   socket.on('error', () => socket.destroy());
