@@ -222,8 +222,17 @@ export class Forward {
     return transport;
   }
 
+  /**
+   * Questions in flight when a reload replaces this configuration still get
+   * their answers: the sockets close once those land (within the walk's
+   * deadline), not under them (issue 14: none answered SERVFAIL by a reload).
+   */
   stop(): void {
-    this.stopped = true;
-    for (const proxy of this.proxies) proxy.stop();
+    const stopNow = (): void => {
+      this.stopped = true;
+      for (const proxy of this.proxies) proxy.stop();
+    };
+    if (this.flights.size === 0) stopNow();
+    else void Promise.allSettled(this.flights.values()).then(stopNow);
   }
 }
