@@ -17,12 +17,12 @@ if (major < needMajor || (major === needMajor && minor < needMinor)) {
   );
   process.exit(1);
 }
-// V8's compiled code (and, for the sources, the type-stripped text) cached on
-// disk under the OS's temporary directory: a warm start costs ~0.4 instead of
-// ~1 CPU-second and, from the sources, ~30 MiB less memory, since Node's
-// TypeScript compiler is then never loaded. A cache that cannot be written
-// (a read-only file system) is skipped; NODE_COMPILE_CACHE moves it and
-// NODE_DISABLE_COMPILE_CACHE=1 turns it off.
-module.enableCompileCache?.();
+// From the sources: V8's compiled code and the type-stripped text cached on
+// disk under the OS's temporary directory, so a warm start costs ~0.4 instead
+// of ~1 CPU-second and ~30 MiB less memory (Node's TypeScript stripper is then
+// never loaded). NODE_COMPILE_CACHE moves it, NODE_DISABLE_COMPILE_CACHE=1
+// turns it off. The package (dist/, the image) writes nothing at run time, so
+// that a read-only root file system works (STOCK-7).
+if (fromSources) module.enableCompileCache?.();
 const { main } = await import(fromSources ? sources.href : new URL('../dist/src/main.js', import.meta.url).href);
 process.exit(await main(process.argv.slice(2)));
