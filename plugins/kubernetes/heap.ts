@@ -1,21 +1,17 @@
 // Giving memory back after a large list (the issue's re-list target, STOCK-8).
 //
 // Listing 50,000 Services and their EndpointSlices allocates a few hundred MB
-// in a few seconds (response bodies, parsed pages, records): V8 grows its
-// young generation to the maximum (64 MiB of semi-spaces on Node 24) and
-// keeps large garbage (response strings, the old tables of growing Maps)
-// until a major GC. Once the list is in the index that memory is no longer
-// needed, but V8 only shrinks the heap when its memory reducer decides the
+// in a few seconds (response bodies, parsed pages, records): V8 keeps large
+// garbage (response strings, the old tables of growing Maps) until a major GC
+// (the young generation no longer grows: src/heap-limits.ts holds it at
+// 2 MiB). Once the list is in the index that memory is no longer needed, but V8 only shrinks the heap when its memory reducer decides the
 // process is idle, which can be long after /ready; until then RSS is about
 // 1.6x what the index needs (230 vs 140 MiB at 50k Services), and a re-list
 // raises it by a third again. So the API source runs one full,
 // memory-reducing GC (what V8 does on a low-memory notification) after the
 // first sync and after large lists, and during a list whenever RSS has grown
 // 10% since the last one (api-source.ts, pageDone): a pause of 20–60 ms at
-// 50k Services each, in exchange for the young generation going back to
-// 1 MiB and the garbage being returned at once. `--max-semi-space-size` would
-// cap the young generation too, but only as a flag given to node at start;
-// V8 ignores it when set at run time.
+// 50k Services each, in exchange for the garbage being returned at once.
 //
 // The GC function is reached as Node's --expose-gc exposes it, but only in a
 // separate vm context: the process's own global object gets no `gc`.
