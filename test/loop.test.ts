@@ -140,18 +140,19 @@ describe('loop detection (LOOP-2, LOOP-3)', () => {
   });
 
   it('retries a failed probe after a pause with the same name, for a limited time, then turns off (LOOP-4)', async () => {
-    Object.assign(loopHooks, { probeTimeoutMs: 100, retryDelayMs: 50, windowMs: 600 });
+    // The pause is long next to the timeout, so that scheduling jitter on a busy machine cannot hide it.
+    Object.assign(loopHooks, { probeTimeoutMs: 100, retryDelayMs: 200, windowMs: 1200 });
     // Answers come after the probe gave up, so every exchange fails.
     const slow = await TestUpstream.start({ mode: { kind: 'slow', delayMs: 250 } });
     upstreams.push(slow);
     const server = await serve(`. {\n    loop\n    forward . ${slow.hostPort}\n}\n`);
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
     const probes = hinfo(slow);
     expect(probes.length).toBeGreaterThanOrEqual(3);
     expect(probes.length).toBeLessThanOrEqual(6);
     expect(new Set(probes.map((query) => query.name)).size).toBe(1);
-    // Spaced by the probe timeout plus the pause.
-    expect(probes[1]!.at - probes[0]!.at).toBeGreaterThanOrEqual(140);
+    // Spaced by the probe timeout plus the pause (300 ms); without the pause it would be 100.
+    expect(probes[1]!.at - probes[0]!.at).toBeGreaterThanOrEqual(250);
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(hinfo(slow)).toHaveLength(probes.length);
     // Disabled now: the probe name passing three more times is not a loop.
