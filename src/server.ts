@@ -117,6 +117,8 @@ export class DnsServer {
   private readonly load: LoadShedder;
   private readonly readInFlight = () => this.load.inFlight;
   private idle: (() => void) | null = null;
+  /** Datagrams read by listeners that are closing (quietTurn). */
+  private readsWhileClosing = 0;
 
   /** Throws when CLUSTERDNS_MAX_IN_FLIGHT is set to something other than a positive integer. */
   constructor(options: ServerOptions = {}) {
@@ -196,10 +198,26 @@ export class DnsServer {
       runtime.handingOver = true;
     }
     await this.drained(graceMs);
+    await this.quietTurn();
     await Promise.all(runtimes.map((runtime) => closeSockets(runtime)));
     this.tcpConnections.destroyAll();
     this.load.stop();
     inFlightReaders.delete(this.readInFlight);
+  }
+
+  /**
+   * Waits (at most 100 ms) for a turn of the event loop in which no datagram
+   * was read: the sockets then close with an empty receive queue, since what
+   * the kernel queued for a closing socket is lost, while a second instance
+   * sharing the port gets every datagram from then on.
+   */
+  private async quietTurn(): Promise<void> {
+    const deadline = performance.now() + 100;
+    for (;;) {
+      const before = this.readsWhileClosing;
+      await new Promise((resolve) => setImmediate(resolve));
+      if (this.readsWhileClosing === before || performance.now() > deadline) return;
+    }
   }
 
   /** WIRE-18: the defaults, overridden by the timeouts plugin of the listener's blocks (the last block setting one wins, as in CoreDNS). */
@@ -260,7 +278,10 @@ export class DnsServer {
     };
     tcpOwners.set(tcp, runtime);
     udp.on('message', (packet, remote) => {
-      if (!runtime.accepting && !runtime.handingOver) return;
+      if (!runtime.accepting) {
+        if (!runtime.handingOver) return;
+        this.readsWhileClosing++;
+      }
       const result = this.answer(runtime, packet, {
         transport: 'udp',
         remoteAddress: unmapped(remote.address),
