@@ -264,6 +264,21 @@ export const queriesInFlight = new Gauge({
     this.set(total);
   },
 });
+/** Read at scrape time: each UDP listener found in the kernel's table adds a reader of its drop count (src/server.ts). */
+export const udpDropReaders = new Set<{ label: string; read(): number | null }>();
+export const udpQueriesDropped = new Counter({
+  name: 'clusterdns_udp_queries_dropped_total',
+  help: "Counter of UDP queries the kernel dropped because the listener's receive queue was full (Linux).",
+  labelNames: ['server'],
+  registers,
+  collect() {
+    this.reset();
+    for (const reader of udpDropReaders) {
+      const drops = reader.read();
+      if (drops !== null) this.labels(reader.label).inc(drops);
+    }
+  },
+});
 export const tcpConnectionsOpen = new Gauge({
   name: 'clusterdns_tcp_connections',
   help: 'The number of open DNS-over-TCP connections per server.',

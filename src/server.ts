@@ -20,6 +20,7 @@ import { parentName } from './wire/names.ts';
 import { replyLookup } from './reply-lookup.ts';
 import { decodeQuery, isRejection, type Query } from './wire/query.ts';
 import { TcpConnections, type TcpConnection, type TcpTimeouts } from './tcp.ts';
+import { bindAndLocate, NORMAL_QUEUE_BYTES, ReceiveQueue } from './udp-receive-queue.ts';
 
 export interface ServerOptions {
   /**
@@ -82,6 +83,8 @@ interface ListenerRuntime {
   /** The whole server on this listener, for plugins that re-enter it (KP-31). */
   reenter: Next;
   udp: dgram.Socket;
+  /** Sizes the UDP socket's receive queue to the load; null where the kernel's table cannot be read. */
+  queue: ReceiveQueue | null;
   tcp: net.Server;
   bound: BoundListener;
   /** TCP deadlines of this listener: the defaults, or what its blocks' timeouts plugin set. */
@@ -257,7 +260,7 @@ export class DnsServer {
   }
 
   private async open(listener: ListenerPlan): Promise<ListenerRuntime> {
-    const { udp, tcp, address, port } = await this.bindPair(listener);
+    const { udp, queue, tcp, address, port } = await this.bindPair(listener);
     const runtime: ListenerRuntime = {
       plan: listener,
       reenter: (request) => {
@@ -267,6 +270,7 @@ export class DnsServer {
         return block.chain({ ...request, zone: zone! });
       },
       udp,
+      queue,
       tcp,
       bound: { label: listener.label, address, port },
       timeouts: this.timeoutsOf(listener),
@@ -313,9 +317,9 @@ export class DnsServer {
    * Binds UDP, then TCP on the same port. With port 0 (tests) the kernel
    * picks the UDP port, which a TCP socket may already hold: then try another.
    */
-  private async bindPair(listener: ListenerPlan): Promise<{ udp: dgram.Socket; tcp: net.Server; address: string; port: number }> {
+  private async bindPair(listener: ListenerPlan): Promise<{ udp: dgram.Socket; queue: ReceiveQueue | null; tcp: net.Server; address: string; port: number }> {
     for (let attempt = 1; ; attempt++) {
-      const { socket: udp, address } = await bindUdp(listener.address, listener.port).catch((error: unknown) => {
+      const { socket: udp, address, type, inode } = await bindUdp(listener.address, listener.port).catch((error: unknown) => {
         throw listenError(listener, 'udp', error);
       });
       const port = udp.address().port;
@@ -329,7 +333,8 @@ export class DnsServer {
             resolve();
           });
         });
-        return { udp, tcp, address, port };
+        const queue = inode === null ? null : new ReceiveQueue(udp, type, inode, listener.label, this.log);
+        return { udp, queue, tcp, address, port };
       } catch (error) {
         udp.close();
         const retry = listener.port === 0 && (error as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < 20;
@@ -509,6 +514,7 @@ function closeSockets(runtime: ListenerRuntime): Promise<void> {
   runtime.accepting = false;
   runtime.handingOver = false;
   runtime.closed = true;
+  runtime.queue?.stop();
   if (runtime.tcp.listening) runtime.tcp.close();
   return new Promise<void>((resolve) => runtime.udp.close(() => resolve()));
 }
@@ -540,34 +546,24 @@ function sharesPort(port: number): boolean {
   return port !== 0;
 }
 
-/**
- * The UDP socket's receive queue (the kernel doubles it for its bookkeeping:
- * ~630 small datagrams). Deep enough for a burst, or dnsperf's 256
- * outstanding queries, without loss; shallow enough that under overload a
- * query waits at most ~50 ms in it and normal answers come back that soon
- * after (bench/resilience/overload.ts). The 4 MiB it was held ~10,000
- * queries: 0.4-1.1 s of delay for every answer during and after an overload.
- * The kernel's default (208 KiB, CoreDNS's) lost queries under dnsperf.
- */
-const UDP_RECEIVE_QUEUE_BYTES = 256 * 1024;
+interface BoundUdp {
+  socket: dgram.Socket;
+  address: string;
+  type: 'udp4' | 'udp6';
+  /** The socket in the kernel's table (src/udp-receive-queue.ts), null when not found. */
+  inode: string | null;
+}
 
-async function bindUdp(address: string, port: number): Promise<{ socket: dgram.Socket; address: string }> {
-  const attempt = (type: 'udp4' | 'udp6', host: string) =>
-    new Promise<dgram.Socket>((resolve, reject) => {
-      const socket = dgram.createSocket({ type, reuseAddr: false, reusePort: sharesPort(port), ipv6Only: false, recvBufferSize: UDP_RECEIVE_QUEUE_BYTES, lookup: replyLookup() });
-      socket.once('error', reject);
-      socket.bind(port, host, () => {
-        socket.off('error', reject);
-        resolve(socket);
-      });
-    });
-  if (address !== '') {
-    return { socket: await attempt(net.isIPv6(address) ? 'udp6' : 'udp4', address), address };
-  }
+async function bindUdp(address: string, port: number): Promise<BoundUdp> {
+  const attempt = async (type: 'udp4' | 'udp6', host: string): Promise<BoundUdp> => {
+    const socket = dgram.createSocket({ type, reuseAddr: false, reusePort: sharesPort(port), ipv6Only: false, recvBufferSize: NORMAL_QUEUE_BYTES, lookup: replyLookup() });
+    return { socket, address: host, type, inode: await bindAndLocate(socket, type, port, host) };
+  };
+  if (address !== '') return attempt(net.isIPv6(address) ? 'udp6' : 'udp4', address);
   // The wildcard: dual-stack where the host has IPv6, IPv4 otherwise.
   try {
-    return { socket: await attempt('udp6', '::'), address: '::' };
+    return await attempt('udp6', '::');
   } catch {
-    return { socket: await attempt('udp4', '0.0.0.0'), address: '0.0.0.0' };
+    return attempt('udp4', '0.0.0.0');
   }
 }

@@ -79,6 +79,10 @@ describe('issue 14: resilience (the short suite)', () => {
     expect(Number(result.repliesPerSecond), summary).toBeGreaterThan(0);
     expect(Number(result.recoveryMs), summary).toBeLessThan(2000);
     expect(Number(result.peakRssMiB), summary).toBeLessThan(KUBEADM_LIMIT_MIB);
+    // While the kernel dropped queries the receive queue was cut short, and got its depth back after (src/udp-receive-queue.ts).
+    expect(Number(result.droppedByKernel), summary).toBeGreaterThan(0);
+    expect(Number(result.queueCuts), summary).toBeGreaterThanOrEqual(1);
+    expect(Number(result.queueRestores), summary).toBe(Number(result.queueCuts));
   }, 30_000);
 
   test('issue 14: when every upstream answers garbage, SERVFAIL comes within 100 ms', async () => {

@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import dnsPacket from 'dns-packet';
 import { sendUdp } from '../../test/support/dns.ts';
-import { DEFAULT_SHAPE, generateCluster, kubeadmCorefile, random, writeManifests, type SyntheticCluster } from '../synthetic.ts';
+import { TestApiServer } from '../../test/support/apiserver.ts';
+import { clusterObjects, DEFAULT_SHAPE, generateCluster, kubeadmCorefile, random, writeManifests, type SyntheticCluster } from '../synthetic.ts';
 import { summarizeProfiles } from '../profile.ts';
 import { freePort, stop, waitForHttp } from '../tools.ts';
 
@@ -79,14 +80,18 @@ export interface ScenarioOptions {
 export async function startScenarioServer(options: ScenarioOptions = {}): Promise<ScenarioServer> {
   const work = mkdtempSync(join(tmpdir(), 'clusterdns-resilience-'));
   const cluster = options.cluster ?? generateCluster(DEFAULT_SHAPE);
-  if (options.apiServer === undefined) writeManifests(cluster, join(work, 'cluster'));
+  // Another server (--server-bin) reads the cluster from an API server of the scenario's own.
+  const ownApi = options.apiServer === undefined && stringOption('server-bin') !== undefined ? await startClusterApi(cluster) : null;
+  const apiServer = options.apiServer ?? ownApi?.url;
+  if (apiServer === undefined) writeManifests(cluster, join(work, 'cluster'));
   const [dnsPort, healthPort, readyPort, metricsPort] = await Promise.all([options.dnsPort ?? freePort(), freePort(), freePort(), freePort()]);
   const ownUpstream = options.upstream === undefined && options.forward === undefined ? await startUpstream() : null;
   const forward = options.forward ?? `. ${(options.upstream ?? ownUpstream)!.hostPort}`;
-  const source = options.apiServer === undefined ? { manifests: join(work, 'cluster') } : { endpoint: options.apiServer };
+  const source = apiServer === undefined ? { manifests: join(work, 'cluster') } : { endpoint: apiServer };
   const corefile = join(work, 'Corefile');
   writeFileSync(corefile, kubeadmCorefile({ dns: dnsPort, health: healthPort, ready: readyPort, metrics: metricsPort }, source, forward));
-  const child = spawn(process.execPath, [...serverCommand(), '-conf', corefile], {
+  const [file, ...args] = serverCommand();
+  const child = spawn(file!, [...args, '-conf', corefile], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, ...options.env },
   });
@@ -154,25 +159,41 @@ export async function startScenarioServer(options: ScenarioOptions = {}): Promis
       }
       await stop(child);
       ownUpstream?.stop();
+      await ownApi?.stop();
       if (process.argv.includes('--profile')) process.stdout.write(`server CPU profile (${PROFILE_DIR}):\n${summarizeProfiles(PROFILE_DIR)}\n`);
     },
   };
 }
 
+/** The test API server holding `cluster`. */
+async function startClusterApi(cluster: SyntheticCluster): Promise<TestApiServer> {
+  const api = await TestApiServer.start();
+  for (const object of clusterObjects(cluster)) api.add(object as never);
+  return api;
+}
+
 /**
- * How the server is started: the repository's command (`bin/clusterdns.js`,
- * which runs the TypeScript sources through Node's type stripping), or with
- * `--dist` the JavaScript that `npm run build` compiles into dist/ and the
- * package and the image run. Type stripping's compiler alone holds ~40 MiB
- * of RSS, so the two differ by that much at every load.
+ * How the server is started (the executable first): the repository's command
+ * (`bin/clusterdns.js`, which runs the TypeScript sources through Node's type
+ * stripping), or with `--dist` the JavaScript that `npm run build` compiles
+ * into dist/ and the package and the image run. Type stripping's compiler
+ * alone holds ~40 MiB of RSS, so the two differ by that much at every load.
+ *
+ * `--server-bin PATH` runs another DNS server that takes `-conf` (CoreDNS,
+ * to compare by hand on the same machine and load); it cannot read manifests,
+ * so the scenario serves the cluster from the test API server instead
+ * (see startScenarioServer). Its metrics have other names: clusterdns's own
+ * counters read as NaN.
  */
 export function serverCommand(): string[] {
+  const otherServer = stringOption('server-bin');
+  if (otherServer !== undefined) return [otherServer];
   // --profile: the server writes a CPU profile at exit, summarised by stop().
   const profile = process.argv.includes('--profile') ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [];
-  if (!process.argv.includes('--dist')) return [...profile, join(root, 'bin/clusterdns.js')];
+  if (!process.argv.includes('--dist')) return [process.execPath, ...profile, join(root, 'bin/clusterdns.js')];
   const main = join(root, 'dist/src/main.js');
   if (!existsSync(main)) throw new Error('--dist: run `npm run build` first');
-  return [...profile, '--input-type=module', '-e', `const { main } = await import(${JSON.stringify(pathToFileURL(main).href)}); process.exit(await main(process.argv.slice(1)));`, '--'];
+  return [process.execPath, ...profile, '--input-type=module', '-e', `const { main } = await import(${JSON.stringify(pathToFileURL(main).href)}); process.exit(await main(process.argv.slice(1)));`, '--'];
 }
 
 /** VmRSS and VmHWM (the kernel's own peak) in MiB. */
@@ -180,6 +201,14 @@ export function memory(pid: number): { rss: number; peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
   return { rss: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
+}
+
+/** CPU seconds the process has used (user + system, all its threads), from /proc/PID/stat. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces) start at field 3; utime and stime are 14 and 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** A standard query (RD set) for `name`, type A unless given. */
@@ -323,11 +352,17 @@ export function report(result: ScenarioResult): void {
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** `--name value` from the command line, or the fallback. */
-export function option(name: string, fallback: number): number {
+/** `--name value` from the command line as text, undefined when absent. */
+export function stringOption(name: string): string | undefined {
   const args = process.argv.slice(2);
   const index = args.indexOf(`--${name}`);
-  return index >= 0 ? Number(args[index + 1]) : fallback;
+  return index >= 0 ? args[index + 1] : undefined;
+}
+
+/** `--name value` from the command line, or the fallback. */
+export function option(name: string, fallback: number): number {
+  const text = stringOption(name);
+  return text === undefined ? fallback : Number(text);
 }
 
 /**

@@ -12,7 +12,7 @@
 
 import dgram from 'node:dgram';
 import { generateQueries } from '../synthetic.ts';
-import { encodeQuery, isNormalAnswer, measurePeak, memory, metricValue, option, rcodeOf, report, settledRss, sleep, startScenarioServer, traceMemory, type ScenarioResult, type ScenarioServer } from './common.ts';
+import { cpuSeconds, encodeQuery, isNormalAnswer, measurePeak, memory, metricValue, option, rcodeOf, report, settledRss, sleep, startScenarioServer, traceMemory, type ScenarioResult, type ScenarioServer } from './common.ts';
 
 export interface OverloadOptions {
   clients: number;
@@ -56,6 +56,13 @@ async function measureRecovery(server: ScenarioServer, since: number): Promise<{
   return { localMs, forwardedMs };
 }
 
+/** Counters both clusterdns and CoreDNS export under these names (0 before their first increment). */
+async function servingCounters(server: ScenarioServer): Promise<{ hits: number; misses: number; upstream: number }> {
+  const [hits, misses, upstream] = await Promise.all(['coredns_cache_hits_total', 'coredns_cache_misses_total', 'coredns_forward_requests_total']
+    .map(async (name) => (await metricValue(server, name)) || 0));
+  return { hits: hits!, misses: misses!, upstream: upstream! };
+}
+
 export async function overloadScenario(options: OverloadOptions): Promise<ScenarioResult> {
   const server = await startScenarioServer();
   try {
@@ -77,11 +84,14 @@ async function overload(server: ScenarioServer, { clients: CLIENTS, seconds: SEC
   let sent = 0;
   let replies = 0;
   let refused = 0;
+  let servfail = 0;
   const sockets = await Promise.all(Array.from({ length: CLIENTS }, () => new Promise<dgram.Socket>((resolve) => {
     const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: 1 << 20 });
     socket.on('message', (reply) => {
       replies++;
-      if (rcodeOf(reply) === 5) refused++;
+      const rcode = rcodeOf(reply);
+      if (rcode === 5) refused++;
+      else if (rcode === 2) servfail++;
     });
     socket.on('error', () => {});
     socket.bind(0, '127.0.0.1', () => resolve(socket));
@@ -89,6 +99,8 @@ async function overload(server: ScenarioServer, { clients: CLIENTS, seconds: SEC
   let running = true;
   let unique = 0;
   const started = performance.now();
+  const cpuBefore = cpuSeconds(server.pid);
+  const countersBefore = await servingCounters(server);
   const maxSent = CLIENTS * MAX_CLIENT_QPS * SECONDS;
   const turn = () => {
     if (!running || sent >= maxSent) return;
@@ -107,6 +119,8 @@ async function overload(server: ScenarioServer, { clients: CLIENTS, seconds: SEC
   await sleep(SECONDS * 1000);
   running = false;
   const loadSeconds = (performance.now() - started) / 1000;
+  const serverCpu = (cpuSeconds(server.pid) - cpuBefore) / loadSeconds;
+  const countersAfter = await servingCounters(server);
   const stoppedAt = performance.now();
   for (const socket of sockets) socket.close();
 
@@ -129,10 +143,21 @@ async function overload(server: ScenarioServer, { clients: CLIENTS, seconds: SEC
     sentPerSecond: sent / loadSeconds,
     repliesPerSecond: replies / loadSeconds,
     refusedPerSecond: refused / loadSeconds,
+    servfailPerSecond: servfail / loadSeconds,
+    // Cores the server used during the load, and what it answered with each.
+    serverCores: serverCpu,
+    repliesPerCoreSecond: replies / loadSeconds / serverCpu,
+    // What the server did with what it read: answered from the cache, and asked upstream.
+    cacheHitShare: (countersAfter.hits - countersBefore.hits) / (countersAfter.hits - countersBefore.hits + countersAfter.misses - countersBefore.misses),
+    upstreamPerSecond: (countersAfter.upstream - countersBefore.upstream) / loadSeconds,
     recoveryMs,
     recoveryLocalMs: localMs,
     recoveryForwardedMs: forwardedMs,
     shedTotal: await metricValue(server, 'clusterdns_shed_queries_total'),
+    droppedByKernel: await metricValue(server, 'clusterdns_udp_queries_dropped_total'),
+    // Times the server cut its receive queue short while the kernel dropped (src/udp-receive-queue.ts), and gave it back.
+    queueCuts: server.log.filter((line) => /the queue is cut to/.test(line)).length,
+    queueRestores: server.log.filter((line) => /receive queue is back/.test(line)).length,
   };
 }
 
