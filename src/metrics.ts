@@ -20,13 +20,15 @@ export const SIZE_BUCKETS = [0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291,
 const registers = [registry];
 
 // forward (PROM-5)
-export const proxyRequestDuration = new Histogram({
-  name: 'coredns_proxy_request_duration_seconds',
-  help: 'Histogram of the time each request took.',
-  labelNames: ['proxy_name', 'to', 'rcode'],
-  buckets: TIME_BUCKETS,
-  registers,
-});
+// The series observed per forwarded query are fast ones (src/fast-metrics.ts): prom-client's cost ~4% of
+// the CPU under a flood of cache misses (bench/resilience/overload.ts --profile).
+export const proxyRequestDuration = new FastHistogram(
+  'coredns_proxy_request_duration_seconds',
+  'Histogram of the time each request took.',
+  ['proxy_name', 'to', 'rcode'],
+  TIME_BUCKETS,
+  registry,
+);
 export const proxyHealthcheckFailures = new Counter({
   name: 'coredns_proxy_healthcheck_failures_total',
   help: 'Counter of the number of failed healthchecks.',
@@ -207,25 +209,15 @@ export function typeLabel(name: string): string {
 
 // forward, names from before CoreDNS 1.11 (PROM-6): the coredns-mixin's
 // CoreDNSForward* alerts and dashboards still query them, so both are exported.
-export const forwardRequestsLegacy = new Counter({
-  name: 'coredns_forward_requests_total',
-  help: 'Counter of requests made per upstream.',
-  labelNames: ['to'],
-  registers,
-});
-export const forwardResponsesLegacy = new Counter({
-  name: 'coredns_forward_responses_total',
-  help: 'Counter of responses received per upstream.',
-  labelNames: ['rcode', 'to'],
-  registers,
-});
-export const forwardRequestDurationLegacy = new Histogram({
-  name: 'coredns_forward_request_duration_seconds',
-  help: 'Histogram of the time each request took.',
-  labelNames: ['to', 'rcode'],
-  buckets: TIME_BUCKETS,
-  registers,
-});
+export const forwardRequestsLegacy = new FastCounter('coredns_forward_requests_total', 'Counter of requests made per upstream.', ['to'], registry);
+export const forwardResponsesLegacy = new FastCounter('coredns_forward_responses_total', 'Counter of responses received per upstream.', ['rcode', 'to'], registry);
+export const forwardRequestDurationLegacy = new FastHistogram(
+  'coredns_forward_request_duration_seconds',
+  'Histogram of the time each request took.',
+  ['to', 'rcode'],
+  TIME_BUCKETS,
+  registry,
+);
 export const forwardHealthcheckFailuresLegacy = new Counter({
   name: 'coredns_forward_healthcheck_failures_total',
   help: 'Counter of the number of failed healthchecks.',
