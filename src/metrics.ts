@@ -35,18 +35,18 @@ export const proxyHealthcheckFailures = new Counter({
   labelNames: ['proxy_name', 'to'],
   registers,
 });
-export const proxyConnCacheHits = new Counter({
-  name: 'coredns_proxy_conn_cache_hits_total',
-  help: 'Counter of connection cache hits per upstream and protocol.',
-  labelNames: ['proxy_name', 'to', 'proto'],
-  registers,
-});
-export const proxyConnCacheMisses = new Counter({
-  name: 'coredns_proxy_conn_cache_misses_total',
-  help: 'Counter of connection cache misses per upstream and protocol.',
-  labelNames: ['proxy_name', 'to', 'proto'],
-  registers,
-});
+export const proxyConnCacheHits = new FastCounter(
+  'coredns_proxy_conn_cache_hits_total',
+  'Counter of connection cache hits per upstream and protocol.',
+  ['proxy_name', 'to', 'proto'],
+  registry,
+);
+export const proxyConnCacheMisses = new FastCounter(
+  'coredns_proxy_conn_cache_misses_total',
+  'Counter of connection cache misses per upstream and protocol.',
+  ['proxy_name', 'to', 'proto'],
+  registry,
+);
 export const forwardHealthcheckBroken = new Counter({
   name: 'coredns_forward_healthcheck_broken_total',
   help: 'Counter of the number of complete failures of the healthchecks.',
@@ -224,18 +224,8 @@ export const forwardHealthcheckFailuresLegacy = new Counter({
   labelNames: ['to'],
   registers,
 });
-export const forwardConnCacheHitsLegacy = new Counter({
-  name: 'coredns_forward_conn_cache_hits_total',
-  help: 'Counter of connection cache hits per upstream and protocol.',
-  labelNames: ['to', 'proto'],
-  registers,
-});
-export const forwardConnCacheMissesLegacy = new Counter({
-  name: 'coredns_forward_conn_cache_misses_total',
-  help: 'Counter of connection cache misses per upstream and protocol.',
-  labelNames: ['to', 'proto'],
-  registers,
-});
+export const forwardConnCacheHitsLegacy = new FastCounter('coredns_forward_conn_cache_hits_total', 'Counter of connection cache hits per upstream and protocol.', ['to', 'proto'], registry);
+export const forwardConnCacheMissesLegacy = new FastCounter('coredns_forward_conn_cache_misses_total', 'Counter of connection cache misses per upstream and protocol.', ['to', 'proto'], registry);
 
 // clusterdns's own (no CoreDNS equivalent): how the server holds under load (users.md P3).
 export const shedQueries = new FastCounter(

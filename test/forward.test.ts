@@ -41,7 +41,10 @@ afterEach(() => {
 });
 
 
-async function counterValue(counter: { get(): Promise<{ values: { value: number; labels: Partial<Record<string, string | number>> }[] }> }, labels: Record<string, string> = {}): Promise<number> {
+type MetricValues = { values: { value: number; labels: Partial<Record<string, string | number>> }[] };
+
+/** Sums a counter's series that carry `labels` (prom-client's get() is async, clusterdns's fast metrics' is not). */
+async function counterValue(counter: { get(): MetricValues | Promise<MetricValues> }, labels: Record<string, string> = {}): Promise<number> {
   const { values } = await counter.get();
   return values
     .filter((entry) => Object.entries(labels).every(([key, value]) => entry.labels[key] === value))

@@ -6,7 +6,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,8 @@ import { freePort, stop, waitForHttp } from '../tools.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const PROFILE_DIR = join(root, 'bench/results/resilience-profile');
+// Profiles of an earlier run would be summarised with this one's.
+if (process.argv.includes('--profile')) rmSync(PROFILE_DIR, { recursive: true, force: true });
 
 export interface ScenarioServer {
   child: ChildProcess;
@@ -80,8 +82,8 @@ export interface ScenarioOptions {
 export async function startScenarioServer(options: ScenarioOptions = {}): Promise<ScenarioServer> {
   const work = mkdtempSync(join(tmpdir(), 'clusterdns-resilience-'));
   const cluster = options.cluster ?? generateCluster(DEFAULT_SHAPE);
-  // Another server (--server-bin) reads the cluster from an API server of the scenario's own.
-  const ownApi = options.apiServer === undefined && stringOption('server-bin') !== undefined ? await startClusterApi(cluster) : null;
+  // Another server (--binary) reads the cluster from an API server of the scenario's own.
+  const ownApi = options.apiServer === undefined && stringOption('binary') !== undefined ? await startClusterApi(cluster) : null;
   const apiServer = options.apiServer ?? ownApi?.url;
   if (apiServer === undefined) writeManifests(cluster, join(work, 'cluster'));
   const [dnsPort, healthPort, readyPort, metricsPort] = await Promise.all([options.dnsPort ?? freePort(), freePort(), freePort(), freePort()]);
@@ -179,14 +181,14 @@ async function startClusterApi(cluster: SyntheticCluster): Promise<TestApiServer
  * into dist/ and the package and the image run. Type stripping's compiler
  * alone holds ~40 MiB of RSS, so the two differ by that much at every load.
  *
- * `--server-bin PATH` runs another DNS server that takes `-conf` (CoreDNS,
+ * `--binary PATH` runs another DNS server that takes `-conf` (CoreDNS,
  * to compare by hand on the same machine and load); it cannot read manifests,
  * so the scenario serves the cluster from the test API server instead
  * (see startScenarioServer). Its metrics have other names: clusterdns's own
  * counters read as NaN.
  */
 export function serverCommand(): string[] {
-  const otherServer = stringOption('server-bin');
+  const otherServer = stringOption('binary');
   if (otherServer !== undefined) return [otherServer];
   // --profile: the server writes a CPU profile at exit, summarised by stop().
   const profile = process.argv.includes('--profile') ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [];

@@ -7,6 +7,7 @@ import {
   forwardRequestsLegacy, forwardResponsesLegacy, proxyConnCacheHits, proxyConnCacheMisses, proxyHealthcheckFailures,
   proxyRequestDuration,
 } from '../../src/metrics.ts';
+import type { CounterSeries } from '../../src/fast-metrics.ts';
 import { rcodeName } from '../../src/wire/constants.ts';
 
 const PROXY_NAME = 'forward';
@@ -17,6 +18,8 @@ export class UpstreamMetrics {
   private readonly to: string;
   private readonly requests: Child<typeof forwardRequestsLegacy>;
   private readonly byRcode = new Map<number, { duration: Child<typeof proxyRequestDuration>; legacyDuration: Child<typeof forwardRequestDurationLegacy>; responses: Child<typeof forwardResponsesLegacy> }>();
+
+  private readonly connectionSeries = new Map<string, [CounterSeries, CounterSeries]>();
 
   constructor(to: string) {
     this.to = to;
@@ -41,14 +44,18 @@ export class UpstreamMetrics {
     series.responses.inc();
   }
 
+  /** A query sent on a connection taken from the pool (reused) or opened for it. */
   connection(reused: boolean, proto: string): void {
-    if (reused) {
-      proxyConnCacheHits.labels(PROXY_NAME, this.to, proto).inc();
-      forwardConnCacheHitsLegacy.labels(this.to, proto).inc();
-    } else {
-      proxyConnCacheMisses.labels(PROXY_NAME, this.to, proto).inc();
-      forwardConnCacheMissesLegacy.labels(this.to, proto).inc();
+    const key = `${reused ? 'hit' : 'miss'} ${proto}`;
+    let series = this.connectionSeries.get(key);
+    if (!series) {
+      series = reused
+        ? [proxyConnCacheHits.labels(PROXY_NAME, this.to, proto), forwardConnCacheHitsLegacy.labels(this.to, proto)]
+        : [proxyConnCacheMisses.labels(PROXY_NAME, this.to, proto), forwardConnCacheMissesLegacy.labels(this.to, proto)];
+      this.connectionSeries.set(key, series);
     }
+    series[0].inc();
+    series[1].inc();
   }
 
   healthcheckFailed(): void {
