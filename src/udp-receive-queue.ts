@@ -29,49 +29,54 @@ const QUIET_MS = 2_000;
 /** Below this share of busy time the event loop has emptied the queue: nothing to read. */
 const BUSY_SHARE = 0.5;
 
-/** Inodes of the sockets this process holds open. */
-function socketInodes(): Set<string> {
+/** The socket inodes a process holds open (from /proc/PID/fd); empty off Linux or once it is gone. */
+export function socketInodes(pid: number | 'self' = 'self'): Set<string> {
   const inodes = new Set<string>();
+  let fds: string[] = [];
   try {
-    for (const fd of readdirSync('/proc/self/fd')) {
-      try {
-        const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`));
-        if (match) inodes.add(match[1]!);
-      } catch {
-        // closed meanwhile
-      }
-    }
+    fds = readdirSync(`/proc/${pid}/fd`);
   } catch {
-    // no /proc: not Linux
+    return inodes;
+  }
+  for (const fd of fds) {
+    try {
+      const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (match) inodes.add(match[1]!);
+    } catch {
+      // closed meanwhile
+    }
   }
   return inodes;
 }
 
-// Columns of /proc/net/udp: sl local remote st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops.
-const LOCAL_COLUMN = 1;
-const INODE_COLUMN = 9;
-const DROPS_COLUMN = 12;
+/** One socket in the kernel's table of UDP sockets. */
+export interface UdpTableEntry {
+  localPort: number;
+  inode: string;
+  /** Datagrams dropped because the receive queue was full, since the socket opened. */
+  drops: number;
+}
 
-/** The table a socket of this type is listed in. */
-const tableOf = (type: 'udp4' | 'udp6') => (type === 'udp6' ? '/proc/net/udp6' : '/proc/net/udp');
-
-/** The kernel's drop count for the socket with this inode, or null when it is not listed. */
-function readDrops(table: string, inode: string): number | null {
+/** The kernel's table of UDP sockets of one family (/proc/net/udp or udp6); null off Linux. */
+export function readUdpTable(family: 'udp4' | 'udp6'): UdpTableEntry[] | null {
   let text: string;
   try {
-    text = readFileSync(table, 'latin1');
+    text = readFileSync(family === 'udp6' ? '/proc/net/udp6' : '/proc/net/udp', 'latin1');
   } catch {
     return null;
   }
-  for (const line of text.split('\n')) {
+  const entries: UdpTableEntry[] = [];
+  // Columns: sl local remote st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops; a header line first.
+  for (const line of text.split('\n').slice(1)) {
     const fields = line.trim().split(/\s+/);
-    if (fields[INODE_COLUMN] === inode) return Number(fields[DROPS_COLUMN]);
+    if (fields.length < 13) continue;
+    entries.push({ localPort: parseInt(fields[1]!.slice(fields[1]!.lastIndexOf(':') + 1), 16), inode: fields[9]!, drops: Number(fields[12]) });
   }
-  return null;
+  return entries;
 }
 
 /**
- * Binds `socket` and finds it in the kernel's table: the socket on `port`
+ * Binds `socket` and finds it in the kernel's table: the socket on its port
  * that this process did not hold before. Null when that is not one socket
  * (not Linux, or another socket opened on the same port meanwhile).
  */
@@ -85,21 +90,14 @@ export async function bindAndLocate(socket: dgram.Socket, type: 'udp4' | 'udp6',
     });
   });
   const added = [...socketInodes()].filter((inode) => !before.has(inode));
-  let text = '';
-  try {
-    text = readFileSync(tableOf(type), 'latin1');
-  } catch {
-    return null;
-  }
-  const portHex = `:${socket.address().port.toString(16).toUpperCase().padStart(4, '0')}`;
-  const mine = text.split('\n').map((line) => line.trim().split(/\s+/))
-    .filter((fields) => fields[LOCAL_COLUMN]?.endsWith(portHex) && added.includes(fields[INODE_COLUMN]!));
-  return mine.length === 1 ? mine[0]![INODE_COLUMN]! : null;
+  const boundPort = socket.address().port;
+  const mine = readUdpTable(type)?.filter((entry) => entry.localPort === boundPort && added.includes(entry.inode)) ?? [];
+  return mine.length === 1 ? mine[0]!.inode : null;
 }
 
 export class ReceiveQueue {
   private readonly socket: dgram.Socket;
-  private readonly table: string;
+  private readonly family: 'udp4' | 'udp6';
   private readonly inode: string;
   private readonly label: string;
   private readonly log: Logger;
@@ -116,7 +114,7 @@ export class ReceiveQueue {
 
   constructor(socket: dgram.Socket, type: 'udp4' | 'udp6', inode: string, label: string, log: Logger) {
     this.socket = socket;
-    this.table = tableOf(type);
+    this.family = type;
     this.inode = inode;
     this.label = label;
     this.log = log;
@@ -128,7 +126,7 @@ export class ReceiveQueue {
 
   /** Datagrams the kernel dropped because the queue was full, since the socket opened (null: unknown). */
   drops(): number | null {
-    return readDrops(this.table, this.inode);
+    return readUdpTable(this.family)?.find((entry) => entry.inode === this.inode)?.drops ?? null;
   }
 
   stop(): void {

@@ -6,7 +6,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import dnsPacket from 'dns-packet';
 import { sendUdp } from '../../test/support/dns.ts';
 import { TestApiServer } from '../../test/support/apiserver.ts';
+import { readUdpTable, socketInodes } from '../../src/udp-receive-queue.ts';
 import { clusterObjects, DEFAULT_SHAPE, generateCluster, kubeadmCorefile, random, writeManifests, type SyntheticCluster } from '../synthetic.ts';
 import { summarizeProfiles } from '../profile.ts';
 import { freePort, stop, waitForHttp } from '../tools.ts';
@@ -630,28 +631,6 @@ export function printLoad(report: LoadReport): void {
   process.stdout.write(`${formatLoad(report)}\n`);
 }
 
-/** The socket inodes a process holds open (from /proc/PID/fd), empty once it is gone. */
-function socketInodes(pid: number): Set<string> {
-  const inodes = new Set<string>();
-  try {
-    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-      const match = /^socket:\[(\d+)\]$/.exec(readlinkSafe(`/proc/${pid}/fd/${fd}`));
-      if (match) inodes.add(match[1]!);
-    }
-  } catch {
-    // gone
-  }
-  return inodes;
-}
-
-function readlinkSafe(path: string): string {
-  try {
-    return readlinkSync(path);
-  } catch {
-    return '';
-  }
-}
-
 /**
  * Watches the kernel's count of datagrams dropped at the UDP sockets bound
  * to `port` (receive queue full), from /proc/net/udp and udp6 every 50 ms,
@@ -659,28 +638,17 @@ function readlinkSafe(path: string): string {
  * process of `owners` holding it. stop() returns the drops by owner.
  */
 export function watchUdpDrops(port: number, owners: () => Record<string, number | undefined>): { stop(): Record<string, number> } {
-  const hexPort = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
   const sockets = new Map<string, { owner: string; drops: number }>();
   const sample = () => {
-    for (const file of ['/proc/net/udp', '/proc/net/udp6']) {
-      let text = '';
-      try {
-        text = readFileSync(file, 'utf8');
-      } catch {
-        continue;
+    for (const entry of [...(readUdpTable('udp4') ?? []), ...(readUdpTable('udp6') ?? [])]) {
+      if (entry.localPort !== port) continue;
+      const socket = sockets.get(entry.inode) ?? { owner: 'unknown', drops: 0 };
+      sockets.set(entry.inode, socket);
+      // A process not started yet (owners() has no pid for it) is looked for again next time.
+      if (socket.owner === 'unknown') {
+        socket.owner = Object.entries(owners()).find(([, pid]) => pid !== undefined && socketInodes(pid).has(entry.inode))?.[0] ?? 'unknown';
       }
-      for (const line of text.split('\n').slice(1)) {
-        const fields = line.trim().split(/\s+/);
-        if (fields.length < 13 || !fields[1]!.endsWith(hexPort)) continue;
-        const inode = fields[9]!;
-        const socket = sockets.get(inode) ?? { owner: 'unknown', drops: 0 };
-        sockets.set(inode, socket);
-        // A process not started yet (owners() has no pid for it) is looked for again next time.
-        if (socket.owner === 'unknown') {
-          socket.owner = Object.entries(owners()).find(([, pid]) => pid !== undefined && socketInodes(pid).has(inode))?.[0] ?? 'unknown';
-        }
-        socket.drops = Number(fields[12]);
-      }
+      socket.drops = entry.drops;
     }
   };
   sample();

@@ -1,8 +1,9 @@
 // Time to SERVFAIL when every upstream is broken (issue 14): the kubeadm
 // Corefile forwarding to two upstreams that are both dead (a closed port),
 // slow (answer after 10 s, past forward's 5 s timeout) or send garbage under
-// the query's ID (random bytes, never a real answer). One server per kind,
-// started side by side; each is asked --queries new names one after another.
+// the query's ID (random bytes, never a real answer; `cut`: a reply cut short).
+// One server per kind, started side by side; each is asked --queries new names
+// one after another.
 //
 //   npx node bench/resilience/servfail.ts [--queries 3]
 
@@ -10,7 +11,7 @@ import { TestUpstream, type Mode } from '../../test/support/upstreams.ts';
 import { freePort } from '../tools.ts';
 import { encodeQuery, option, rcodeOf, startScenarioServer, udpQuery } from './common.ts';
 
-export type BrokenKind = 'dead' | 'slow' | 'garbage';
+export type BrokenKind = 'dead' | 'slow' | 'garbage' | 'cut';
 
 export interface ServfailTimes {
   kind: BrokenKind;
@@ -23,6 +24,7 @@ export interface ServfailTimes {
 const MODES: Record<Exclude<BrokenKind, 'dead'>, Mode> = {
   slow: { kind: 'slow', delayMs: 10_000 },
   garbage: { kind: 'garbage', send: ['junk'], answer: false },
+  cut: { kind: 'garbage', send: ['cut'], answer: false },
 };
 
 async function brokenUpstreams(kind: BrokenKind): Promise<{ hostPorts: string[]; stop(): Promise<void> }> {
@@ -60,7 +62,7 @@ export async function servfailScenario(queries: number, kinds: BrokenKind[] = ['
 }
 
 if (import.meta.main) {
-  for (const { kind, times, rcodes } of await servfailScenario(option('queries', 3))) {
+  for (const { kind, times, rcodes } of await servfailScenario(option('queries', 3), ['dead', 'slow', 'garbage', 'cut'])) {
     process.stdout.write(`${kind.padEnd(8)} rcodes ${rcodes.join('/')}, ms ${times.map((time) => time.toFixed(1)).join(', ')}\n`);
   }
 }
