@@ -103,14 +103,15 @@ export class ReceiveQueue {
   private readonly log: Logger;
   private readonly timer: NodeJS.Timeout;
   private utilization: EventLoopUtilization = performance.eventLoopUtilization();
-  /** The drop count at the last check that read it, and whether that was the previous check. */
+  /** The drop count at the last check that read it, when, and whether that was the previous check. */
   private lastDrops: number | null = null;
+  private lastReadAt = 0;
   private readLastCheck = false;
   private short = false;
   private lastDropAt = 0;
   private dropsWhileShort = 0;
   /** Feeds clusterdns_udp_queries_dropped_total. */
-  private readonly reader = { label: '', read: () => this.drops() };
+  private readonly reader: { label: string; read(): number | null };
 
   constructor(socket: dgram.Socket, type: 'udp4' | 'udp6', inode: string, label: string, log: Logger) {
     this.socket = socket;
@@ -120,7 +121,7 @@ export class ReceiveQueue {
     this.log = log;
     this.timer = setInterval(this.check, CHECK_MS);
     this.timer.unref();
-    this.reader.label = label;
+    this.reader = { label, read: () => this.drops() };
     udpDropReaders.add(this.reader);
   }
 
@@ -134,6 +135,17 @@ export class ReceiveQueue {
     udpDropReaders.delete(this.reader);
   }
 
+  /** False, and no more checks, when the socket is gone (closed without stop()): a timer must not throw. */
+  private resize(bytes: number): boolean {
+    try {
+      this.socket.setRecvBufferSize(bytes);
+      return true;
+    } catch {
+      this.stop();
+      return false;
+    }
+  }
+
   private readonly check = (): void => {
     const now = performance.eventLoopUtilization();
     const busy = performance.eventLoopUtilization(now, this.utilization).utilization >= BUSY_SHARE;
@@ -144,22 +156,23 @@ export class ReceiveQueue {
     }
     const drops = this.drops();
     if (drops === null) return;
+    const at = performance.now();
     // A count from an earlier check with unread checks between would count old drops as new.
     const dropped = this.readLastCheck && this.lastDrops !== null ? drops - this.lastDrops : 0;
+    const sinceMs = Math.round(at - this.lastReadAt);
     this.lastDrops = drops;
+    this.lastReadAt = at;
     this.readLastCheck = true;
-    const at = performance.now();
     if (dropped > 0) this.lastDropAt = at;
     if (!this.short && dropped > 0) {
+      if (!this.resize(SHORT_QUEUE_BYTES)) return;
       this.short = true;
       this.dropsWhileShort = dropped;
-      this.socket.setRecvBufferSize(SHORT_QUEUE_BYTES);
-      this.log.warning(`udp ${this.label}: the kernel dropped ${dropped} queries in ${CHECK_MS} ms (receive queue full); the queue is cut to ${this.socket.getRecvBufferSize() >> 10} KiB so that queries wait less`);
+      this.log.warning(`udp ${this.label}: the kernel dropped ${dropped} queries in ${sinceMs} ms (receive queue full); the queue is cut to ${this.socket.getRecvBufferSize() >> 10} KiB so that queries wait less`);
     } else if (this.short) {
       this.dropsWhileShort += dropped;
-      if (at - this.lastDropAt < QUIET_MS) return;
+      if (at - this.lastDropAt < QUIET_MS || !this.resize(NORMAL_QUEUE_BYTES)) return;
       this.short = false;
-      this.socket.setRecvBufferSize(NORMAL_QUEUE_BYTES);
       this.log.info(`udp ${this.label}: no queries dropped for ${QUIET_MS / 1000}s; the receive queue is back to ${this.socket.getRecvBufferSize() >> 10} KiB (${this.dropsWhileShort} dropped meanwhile)`);
     }
   };
