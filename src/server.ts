@@ -5,7 +5,6 @@
 // by longest zone, run its chain, encode; a chain that answers synchronously
 // never touches a promise.
 
-import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import type { BlockPlan, ListenerPlan, ServerPlan } from './config.ts';
@@ -17,10 +16,10 @@ import type { Next, Request, Transport } from './plugin.ts';
 import { Class, Rcode, SERVER_UDP_SIZE, TCP_MAX_SIZE, Type, UDP_MIN_SIZE } from './wire/constants.ts';
 import { emptyReply, encodeChainReply, encodeRejection, encodeReply, ServerReply, type Reply } from './wire/message.ts';
 import { parentName } from './wire/names.ts';
-import { replyLookup } from './reply-lookup.ts';
 import { decodeQuery, isRejection, type Query } from './wire/query.ts';
 import { TcpConnections, type TcpConnection, type TcpTimeouts } from './tcp.ts';
-import { bindAndLocate, NORMAL_QUEUE_BYTES, ReceiveQueue } from './udp-receive-queue.ts';
+import { bindUdpListener, type UdpListener } from './udp-listener.ts';
+import { ReceiveQueue } from './udp-receive-queue.ts';
 
 export interface ServerOptions {
   /**
@@ -82,7 +81,7 @@ interface ListenerRuntime {
   plan: ListenerPlan;
   /** The whole server on this listener, for plugins that re-enter it (KP-31). */
   reenter: Next;
-  udp: dgram.Socket;
+  udp: UdpListener;
   /** Sizes the UDP socket's receive queue to the load; null where the kernel's table cannot be read. */
   queue: ReceiveQueue | null;
   tcp: net.Server;
@@ -281,15 +280,15 @@ export class DnsServer {
       closed: false,
     };
     tcpOwners.set(tcp, runtime);
-    udp.on('message', (packet, remote) => {
+    udp.listen((packet, remoteAddress, remotePort) => {
       if (!runtime.accepting) {
         if (!runtime.handingOver) return;
         this.readsWhileClosing++;
       }
       const result = this.answer(runtime, packet, {
         transport: 'udp',
-        remoteAddress: unmapped(remote.address),
-        remotePort: remote.port,
+        remoteAddress: unmapped(remoteAddress),
+        remotePort,
         localAddress: address,
         localPort: port,
       });
@@ -299,16 +298,12 @@ export class DnsServer {
           // After the grace time the socket may be closed; the answer is then dropped.
           if (!reply || runtime.closed) return;
           // Counted done only once the kernel has it: closing the socket cancels pending sends.
-          return new Promise<void>((resolve) => udp.send(reply, remote.port, remote.address, () => resolve()));
+          return new Promise<void>((resolve) => udp.sendThen(reply, remotePort, remoteAddress, resolve));
         });
       } else {
-        // No callback: with one, Node schedules a process.nextTick per datagram
-        // to report the synchronous send. A send the kernel refuses is then
-        // reported to the socket's error handler, which logs it.
-        udp.send(result, remote.port, remote.address);
+        udp.send(result, remotePort, remoteAddress);
       }
-    });
-    udp.on('error', (error) => this.log.error(`udp ${listener.label}: ${error.message}`));
+    }, (error) => this.log.error(`udp ${listener.label}: ${error.message}`));
     tcp.on('error', (error) => this.log.error(`tcp ${listener.label}: ${error.message}`));
     return runtime;
   }
@@ -317,12 +312,12 @@ export class DnsServer {
    * Binds UDP, then TCP on the same port. With port 0 (tests) the kernel
    * picks the UDP port, which a TCP socket may already hold: then try another.
    */
-  private async bindPair(listener: ListenerPlan): Promise<{ udp: dgram.Socket; queue: ReceiveQueue | null; tcp: net.Server; address: string; port: number }> {
+  private async bindPair(listener: ListenerPlan): Promise<{ udp: UdpListener; queue: ReceiveQueue | null; tcp: net.Server; address: string; port: number }> {
     for (let attempt = 1; ; attempt++) {
-      const { socket: udp, address, type, inode } = await bindUdp(listener.address, listener.port).catch((error: unknown) => {
+      const udp = await bindUdpListener(listener.address, listener.port, sharesPort(listener.port)).catch((error: unknown) => {
         throw listenError(listener, 'udp', error);
       });
-      const port = udp.address().port;
+      const { address, port } = udp;
       const tcp = net.createServer((connection) => this.serveTcp(runtimeOf(tcp), connection));
       try {
         await new Promise<void>((resolve, reject) => {
@@ -333,10 +328,10 @@ export class DnsServer {
             resolve();
           });
         });
-        const queue = inode === null ? null : new ReceiveQueue(udp, type, inode, listener.label, this.log);
+        const queue = udp.inode === null ? null : new ReceiveQueue(udp, udp.inode, listener.label, this.log);
         return { udp, queue, tcp, address, port };
       } catch (error) {
-        udp.close();
+        await udp.close();
         const retry = listener.port === 0 && (error as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < 20;
         if (!retry) throw listenError(listener, 'tcp', error);
       }
@@ -516,7 +511,7 @@ function closeSockets(runtime: ListenerRuntime): Promise<void> {
   runtime.closed = true;
   runtime.queue?.stop();
   if (runtime.tcp.listening) runtime.tcp.close();
-  return new Promise<void>((resolve) => runtime.udp.close(() => resolve()));
+  return runtime.udp.close();
 }
 
 /**
@@ -546,24 +541,3 @@ function sharesPort(port: number): boolean {
   return port !== 0;
 }
 
-interface BoundUdp {
-  socket: dgram.Socket;
-  address: string;
-  type: 'udp4' | 'udp6';
-  /** The socket in the kernel's table (src/udp-receive-queue.ts), null when not found. */
-  inode: string | null;
-}
-
-async function bindUdp(address: string, port: number): Promise<BoundUdp> {
-  const attempt = async (type: 'udp4' | 'udp6', host: string): Promise<BoundUdp> => {
-    const socket = dgram.createSocket({ type, reuseAddr: false, reusePort: sharesPort(port), ipv6Only: false, recvBufferSize: NORMAL_QUEUE_BYTES, lookup: replyLookup() });
-    return { socket, address: host, type, inode: await bindAndLocate(socket, type, port, host) };
-  };
-  if (address !== '') return attempt(net.isIPv6(address) ? 'udp6' : 'udp4', address);
-  // The wildcard: dual-stack where the host has IPv6, IPv4 otherwise.
-  try {
-    return await attempt('udp6', '::');
-  } catch {
-    return attempt('udp4', '0.0.0.0');
-  }
-}

@@ -95,8 +95,15 @@ export async function bindAndLocate(socket: dgram.Socket, type: 'udp4' | 'udp6',
   return mine.length === 1 ? mine[0]!.inode : null;
 }
 
+/** What the queue needs of a listener (src/udp-listener.ts). */
+export interface QueueSocket {
+  readonly family: 'udp4' | 'udp6';
+  /** Sets the kernel's receive queue (when given) and returns its size as the kernel reports it. */
+  receiveBufferSize(bytes?: number): number;
+}
+
 export class ReceiveQueue {
-  private readonly socket: dgram.Socket;
+  private readonly socket: QueueSocket;
   private readonly family: 'udp4' | 'udp6';
   private readonly inode: string;
   private readonly label: string;
@@ -113,9 +120,9 @@ export class ReceiveQueue {
   /** Feeds clusterdns_udp_queries_dropped_total. */
   private readonly reader: { label: string; read(): number | null };
 
-  constructor(socket: dgram.Socket, type: 'udp4' | 'udp6', inode: string, label: string, log: Logger) {
+  constructor(socket: QueueSocket, inode: string, label: string, log: Logger) {
     this.socket = socket;
-    this.family = type;
+    this.family = socket.family;
     this.inode = inode;
     this.label = label;
     this.log = log;
@@ -138,7 +145,7 @@ export class ReceiveQueue {
   /** False, and no more checks, when the socket is gone (closed without stop()): a timer must not throw. */
   private resize(bytes: number): boolean {
     try {
-      this.socket.setRecvBufferSize(bytes);
+      this.socket.receiveBufferSize(bytes);
       return true;
     } catch {
       this.stop();
@@ -168,12 +175,12 @@ export class ReceiveQueue {
       if (!this.resize(SHORT_QUEUE_BYTES)) return;
       this.short = true;
       this.dropsWhileShort = dropped;
-      this.log.warning(`udp ${this.label}: the kernel dropped ${dropped} queries in ${sinceMs} ms (receive queue full); the queue is cut to ${this.socket.getRecvBufferSize() >> 10} KiB so that queries wait less`);
+      this.log.warning(`udp ${this.label}: the kernel dropped ${dropped} queries in ${sinceMs} ms (receive queue full); the queue is cut to ${this.socket.receiveBufferSize() >> 10} KiB so that queries wait less`);
     } else if (this.short) {
       this.dropsWhileShort += dropped;
       if (at - this.lastDropAt < QUIET_MS || !this.resize(NORMAL_QUEUE_BYTES)) return;
       this.short = false;
-      this.log.info(`udp ${this.label}: no queries dropped for ${QUIET_MS / 1000}s; the receive queue is back to ${this.socket.getRecvBufferSize() >> 10} KiB (${this.dropsWhileShort} dropped meanwhile)`);
+      this.log.info(`udp ${this.label}: no queries dropped for ${QUIET_MS / 1000}s; the receive queue is back to ${this.socket.receiveBufferSize() >> 10} KiB (${this.dropsWhileShort} dropped meanwhile)`);
     }
   };
 }

@@ -4,12 +4,12 @@
 // A real socket; a real sender in a worker thread floods it while this
 // thread is too busy to read, as a server under a flood is.
 
-import dgram from 'node:dgram';
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/log.ts';
 import { registry } from '../src/metrics.ts';
-import { bindAndLocate, NORMAL_QUEUE_BYTES, ReceiveQueue, SHORT_QUEUE_BYTES } from '../src/udp-receive-queue.ts';
+import { bindUdpListener, type UdpListener } from '../src/udp-listener.ts';
+import { NORMAL_QUEUE_BYTES, ReceiveQueue, SHORT_QUEUE_BYTES } from '../src/udp-receive-queue.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -43,7 +43,7 @@ function flood(port: number): { stop(): Promise<void> } {
 }
 
 interface Listener {
-  socket: dgram.Socket;
+  socket: UdpListener;
   port: number;
   label: string;
   queue: ReceiveQueue;
@@ -53,19 +53,20 @@ interface Listener {
 let open: Listener | null = null;
 afterEach(() => {
   open?.queue.stop();
-  open?.socket.close();
+  void open?.socket.close();
   open = null;
 });
 
 async function listener(): Promise<Listener> {
-  const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: NORMAL_QUEUE_BYTES });
-  socket.on('message', () => {});
-  const inode = await bindAndLocate(socket, 'udp4', 0, '127.0.0.1');
+  // The server's own kind of socket: the native listener where it is built, node:dgram otherwise.
+  const socket = await bindUdpListener('127.0.0.1', 0, false);
+  socket.listen(() => {}, () => {});
+  const inode = socket.inode;
   expect(inode, 'the socket is found in /proc/net/udp').not.toBeNull();
-  const port = socket.address().port;
+  const port = socket.port;
   const lines: string[] = [];
   const label = `dns://127.0.0.1:${port}`;
-  const queue = new ReceiveQueue(socket, 'udp4', inode!, label, createLogger('', (line) => lines.push(line)));
+  const queue = new ReceiveQueue(socket, inode!, label, createLogger('', (line) => lines.push(line)));
   open = { socket, port, label, queue, lines };
   return open;
 }
@@ -74,14 +75,14 @@ describe.skipIf(process.platform !== 'linux')('the UDP receive queue (issue 14, 
   it('is cut short while the kernel drops queries at it, counted in clusterdns_udp_queries_dropped_total, and gets its depth back 2 s after the last drop', async () => {
     const { socket, port, label, lines } = await listener();
     // The kernel doubles what is asked for its bookkeeping.
-    expect(socket.getRecvBufferSize()).toBe(2 * NORMAL_QUEUE_BYTES);
+    expect(socket.receiveBufferSize()).toBe(2 * NORMAL_QUEUE_BYTES);
     const sender = flood(port);
     try {
       await busyFor(1500);
     } finally {
       await sender.stop();
     }
-    expect(socket.getRecvBufferSize()).toBe(2 * SHORT_QUEUE_BYTES);
+    expect(socket.receiveBufferSize()).toBe(2 * SHORT_QUEUE_BYTES);
     expect(lines.filter((line) => line.includes('the queue is cut to'))).toEqual([
       expect.stringMatching(new RegExp(`^\\[WARNING\\] udp ${label}: the kernel dropped \\d+ queries in \\d+ ms \\(receive queue full\\); the queue is cut to 64 KiB so that queries wait less$`)),
     ]);
@@ -90,16 +91,16 @@ describe.skipIf(process.platform !== 'linux')('the UDP receive queue (issue 14, 
 
     // 2 s after the last check that saw a drop (checks come every 200 ms; timers may run late on a busy machine).
     const stopped = performance.now();
-    while (socket.getRecvBufferSize() !== 2 * NORMAL_QUEUE_BYTES && performance.now() - stopped < 5000) await sleep(50);
+    while (socket.receiveBufferSize() !== 2 * NORMAL_QUEUE_BYTES && performance.now() - stopped < 5000) await sleep(50);
     expect(performance.now() - stopped).toBeGreaterThan(1800);
-    expect(socket.getRecvBufferSize()).toBe(2 * NORMAL_QUEUE_BYTES);
+    expect(socket.receiveBufferSize()).toBe(2 * NORMAL_QUEUE_BYTES);
     expect(lines.at(-1)).toMatch(new RegExp(`^\\[INFO\\] udp ${label}: no queries dropped for 2s; the receive queue is back to 512 KiB \\(\\d+ dropped meanwhile\\)$`));
   }, 15_000);
 
   it('keeps its depth while the server is busy but nothing is dropped (a burst the queue holds)', async () => {
     const { socket, lines } = await listener();
     await busyFor(1500);
-    expect(socket.getRecvBufferSize()).toBe(2 * NORMAL_QUEUE_BYTES);
+    expect(socket.receiveBufferSize()).toBe(2 * NORMAL_QUEUE_BYTES);
     expect(lines).toEqual([]);
   });
 });

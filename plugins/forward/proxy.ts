@@ -187,6 +187,13 @@ class UdpConn {
   closed = false;
   /** `ready` has resolved: queries are sent without waiting on it. */
   connected = false;
+  /** Queries waiting for the socket to connect (a batch of datagrams can bring many at once). */
+  connecting = 0;
+
+  /** Queries using the socket: in flight, or about to be once it connects. */
+  get load(): number {
+    return this.pending.size + this.connecting;
+  }
 
   constructor(spec: UpstreamSpec, onError: (conn: UdpConn, error: Error) => void) {
     this.socket = dgram.createSocket(net.isIPv6(spec.host.split('%')[0]!) ? 'udp6' : 'udp4');
@@ -401,11 +408,11 @@ export class Proxy {
     let best: UdpConn | null = null;
     if (this.options.expireMs > 0) {
       for (const conn of this.udpConns) {
-        if (conn.pending.size < limits.udpQueriesPerSocket) {
+        if (conn.load < limits.udpQueriesPerSocket) {
           this.metrics.connection(true, 'udp');
           return conn;
         }
-        if (best === null || conn.pending.size < best.pending.size) best = conn;
+        if (best === null || conn.load < best.load) best = conn;
       }
       if (best !== null && this.udpConns.length >= limits.udpMaxSockets) {
         this.metrics.connection(true, 'udp');
@@ -436,9 +443,14 @@ export class Proxy {
     if (this.stopped) return Promise.reject(new UpstreamError('proxy: transport stopped'));
     const conn = this.udpConn();
     if (!conn.connected) {
+      conn.connecting++;
       return conn.ready.then(
-        () => this.sendUdp(conn, query, bufSize, deadline, started),
+        () => {
+          conn.connecting--;
+          return this.sendUdp(conn, query, bufSize, deadline, started);
+        },
         (error: unknown) => {
+          conn.connecting--;
           this.dropUdp(conn);
           throw new UpstreamError(`dial udp ${this.addr}: ${describe(error)}`);
         },
@@ -460,7 +472,7 @@ export class Proxy {
         if (conn.pending.get(id) !== waiter) return;
         clearTimeout(timer);
         conn.pending.delete(id);
-        if (conn.pending.size === 0) {
+        if (conn.load === 0) {
           conn.idleSince = Date.now();
           if (this.options.expireMs === 0) this.dropUdp(conn);
         }
@@ -628,7 +640,7 @@ export class Proxy {
   private sweep(): void {
     const stale = Date.now() - this.options.expireMs;
     for (const conn of [...this.udpConns]) {
-      if (conn.pending.size === 0 && conn.idleSince <= stale) this.dropUdp(conn);
+      if (conn.load === 0 && conn.idleSince <= stale) this.dropUdp(conn);
     }
     for (const kind of ['tcp', 'tcp-tls'] as const) {
       const stack = this.idle[kind];

@@ -1,0 +1,212 @@
+// The server's UDP sockets. On Linux, where `npm install` built the native
+// listener (native/udp_listener.c), datagrams are read and answered in
+// batches (recvmmsg/sendmmsg): about a third less CPU per query than
+// node:dgram (README, Performance). Elsewhere, or with CLUSTERDNS_UDP=dgram,
+// node:dgram. Both look the same to the server: the same addresses (an IPv4
+// client of a dual-stack socket is ::ffff:a.b.c.d), the same receive queue
+// sizes, the same bind errors.
+
+import dgram from 'node:dgram';
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import { getSystemErrorName } from 'node:util';
+import { replyLookup } from './reply-lookup.ts';
+import { bindAndLocate, NORMAL_QUEUE_BYTES } from './udp-receive-queue.ts';
+
+export type UdpFamily = 'udp4' | 'udp6';
+
+export interface UdpListener {
+  /** The bound host, as asked ('::' or '0.0.0.0' for the wildcard). */
+  readonly address: string;
+  readonly port: number;
+  readonly family: UdpFamily;
+  /** The socket in the kernel's table (src/udp-receive-queue.ts), null when not found. */
+  readonly inode: string | null;
+  /** How datagrams are read: in batches by the native listener, or one by one by node:dgram. */
+  readonly kind: 'batched' | 'dgram';
+  /** Starts reading; `handler` gets each datagram, `onError` what the socket reports. */
+  listen(handler: (packet: Buffer, address: string, port: number) => void, onError: (error: Error) => void): void;
+  /** Sends a reply; a send the kernel refuses goes to `onError`. */
+  send(reply: Buffer, port: number, address: string): void;
+  /** Sends a reply and calls `done` once the kernel has it (or refused it). */
+  sendThen(reply: Buffer, port: number, address: string, done: () => void): void;
+  /** Sets the kernel's receive queue (when `bytes` is given) and returns its size as the kernel reports it (doubled). */
+  receiveBufferSize(bytes?: number): number;
+  close(): Promise<void>;
+}
+
+/**
+ * Binds a UDP listener on `address` ('' for the wildcard: dual-stack where the
+ * host has IPv6, IPv4 otherwise) and `port`, sharing the port with
+ * SO_REUSEPORT when `reusePort`; the native kind unless `native` is null.
+ */
+export async function bindUdpListener(address: string, port: number, reusePort: boolean, native = nativeListener()): Promise<UdpListener> {
+  const attempt = (family: UdpFamily, host: string): Promise<UdpListener> => {
+    if (native !== null && net.isIP(host) !== 0) return Promise.resolve(new BatchedListener(native, family, host, port, reusePort));
+    return bindDgram(family, host, port, reusePort);
+  };
+  if (address !== '') return attempt(net.isIPv6(address) ? 'udp6' : 'udp4', address);
+  try {
+    return await attempt('udp6', '::');
+  } catch {
+    return attempt('udp4', '0.0.0.0');
+  }
+}
+
+// ---------------------------------------------------------------------------
+// node:dgram
+
+async function bindDgram(family: UdpFamily, host: string, port: number, reusePort: boolean): Promise<UdpListener> {
+  const socket = dgram.createSocket({ type: family, reuseAddr: false, reusePort, ipv6Only: false, recvBufferSize: NORMAL_QUEUE_BYTES, lookup: replyLookup() });
+  const inode = await bindAndLocate(socket, family, port, host);
+  let closed = false;
+  return {
+    address: host,
+    port: socket.address().port,
+    family,
+    inode,
+    kind: 'dgram',
+    listen(handler, onError) {
+      socket.on('message', (packet, remote) => handler(packet, remote.address, remote.port));
+      socket.on('error', onError);
+    },
+    // No callback: with one, Node schedules a process.nextTick per datagram
+    // to report the synchronous send. A send the kernel refuses is then
+    // reported to the socket's error handler.
+    send(reply, toPort, toAddress) {
+      if (!closed) socket.send(reply, toPort, toAddress);
+    },
+    sendThen(reply, toPort, toAddress, done) {
+      if (closed) return done();
+      socket.send(reply, toPort, toAddress, () => done());
+    },
+    receiveBufferSize(bytes) {
+      if (bytes !== undefined) socket.setRecvBufferSize(bytes);
+      return socket.getRecvBufferSize();
+    },
+    close() {
+      if (closed) return Promise.resolve();
+      closed = true;
+      return new Promise<void>((resolve) => socket.close(() => resolve()));
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// The native listener
+
+/** native/udp_listener.c's functions. */
+export interface NativeUdp {
+  open(ipv6: boolean, host: string, port: number, reusePort: boolean, receiveBufferBytes: number): object;
+  info(handle: object): [port: number, inode: string, slab: Buffer, meta: Int32Array];
+  start(handle: object, onBatch: (count: number) => void): void;
+  send(handle: object, reply: Buffer, port: number, host: string): number;
+  name(handle: object, index: number): string;
+  receiveBufferSize(handle: object, bytes?: number): number;
+  close(handle: object): void;
+}
+
+// The layout native/udp_listener.c writes (SLOT, META and the kinds there).
+const SLOT = 65536;
+const META = 8;
+const KIND_IPV6 = 6;
+const KIND_IPV4_MAPPED = 46;
+/** Client address texts kept; past this the table starts over (a scan of addresses must not grow memory). */
+const MAX_NAMES = 4096;
+
+let loaded: NativeUdp | null | undefined;
+
+/** The built native listener, or null: not Linux, not built, or CLUSTERDNS_UDP=dgram. */
+export function nativeListener(): NativeUdp | null {
+  if (loaded !== undefined) return loaded;
+  loaded = null;
+  if (process.platform !== 'linux' || process.env.CLUSTERDNS_UDP === 'dgram') return loaded;
+  const require = createRequire(import.meta.url);
+  // src/ in the repository, dist/src/ in the package.
+  for (const path of ['../build/Release/udp_listener.node', '../../build/Release/udp_listener.node']) {
+    try {
+      loaded = require(path) as NativeUdp;
+      break;
+    } catch {
+      // not built there
+    }
+  }
+  return loaded;
+}
+
+class BatchedListener implements UdpListener {
+  readonly address: string;
+  readonly port: number;
+  readonly family: UdpFamily;
+  readonly inode: string;
+  readonly kind = 'batched' as const;
+  private readonly native: NativeUdp;
+  private readonly handle: object;
+  private readonly slab: Buffer;
+  private readonly meta: Int32Array;
+  private readonly names = new Map<number, string>();
+  private readonly mappedNames = new Map<number, string>();
+  private onError: (error: Error) => void = () => {};
+  private closed = false;
+
+  constructor(native: NativeUdp, family: UdpFamily, host: string, port: number, reusePort: boolean) {
+    this.native = native;
+    this.family = family;
+    this.address = host;
+    this.handle = native.open(family === 'udp6', host, port, reusePort, NORMAL_QUEUE_BYTES);
+    [this.port, this.inode, this.slab, this.meta] = native.info(this.handle);
+  }
+
+  listen(handler: (packet: Buffer, address: string, port: number) => void, onError: (error: Error) => void): void {
+    this.onError = onError;
+    const { native, handle, slab, meta } = this;
+    native.start(handle, (count) => {
+      for (let i = 0; i < count && !this.closed; i++) {
+        const at = i * META;
+        const length = meta[at]!;
+        // A copy: the slot is read into again by the next batch, while a forwarded query is still in flight.
+        const packet = Buffer.allocUnsafe(length);
+        slab.copy(packet, 0, i * SLOT, i * SLOT + length);
+        const kind = meta[at + 2]!;
+        const address = kind === KIND_IPV6 ? native.name(handle, i) : this.ipv4Name(meta[at + 3]!, kind === KIND_IPV4_MAPPED);
+        handler(packet, address, meta[at + 1]!);
+      }
+    });
+  }
+
+  /** The text of an IPv4 address (network byte order in `bits`), from a table: one string per client, not per datagram. */
+  private ipv4Name(bits: number, mapped: boolean): string {
+    const names = mapped ? this.mappedNames : this.names;
+    let name = names.get(bits);
+    if (name === undefined) {
+      if (names.size >= MAX_NAMES) names.clear();
+      name = `${mapped ? '::ffff:' : ''}${bits & 0xff}.${(bits >>> 8) & 0xff}.${(bits >>> 16) & 0xff}.${bits >>> 24}`;
+      names.set(bits, name);
+    }
+    return name;
+  }
+
+  send(reply: Buffer, port: number, address: string): void {
+    if (this.closed) return;
+    const result = this.native.send(this.handle, reply, port, address);
+    if (result < 0) this.onError(Object.assign(new Error(`send ${getSystemErrorName(result)} ${address}:${port}`), { code: getSystemErrorName(result) }));
+  }
+
+  sendThen(reply: Buffer, port: number, address: string, done: () => void): void {
+    this.send(reply, port, address);
+    done();
+  }
+
+  receiveBufferSize(bytes?: number): number {
+    if (this.closed) throw new Error('the socket is closed');
+    return this.native.receiveBufferSize(this.handle, bytes);
+  }
+
+  close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      this.native.close(this.handle);
+    }
+    return Promise.resolve();
+  }
+}
