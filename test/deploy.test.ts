@@ -432,7 +432,7 @@ describe('deploy/Dockerfile: the image runs like CoreDNS\'s under the stock Depl
     const lines = readFileSync(DOCKERIGNORE, 'utf8').split('\n').map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'));
     expect(lines[0]).toBe('*');
     const included = lines.filter((line) => line.startsWith('!')).map((line) => line.slice(1).replace(/\/$/, ''));
-    expect(included.sort()).toEqual(['Corefile.example', 'README.md', 'bin', 'examples', 'package-lock.json', 'package.json', 'plugins', 'src', 'tsconfig.build.json', 'tsconfig.json']);
+    expect(included.sort()).toEqual(['Corefile.example', 'README.md', 'bin', 'binding.gyp', 'examples', 'native', 'package-lock.json', 'package.json', 'plugins', 'src', 'tsconfig.build.json', 'tsconfig.json']);
     // Every COPY source of the build stage is in the context.
     const sources = all(buildStage, 'COPY').flatMap((instruction) => instruction.args.split(/\s+/).slice(0, -1));
     for (const source of sources) expect(included, source).toContain(source.replace(/\/$/, ''));

@@ -49,6 +49,12 @@ describe('npm package', () => {
     expect(manifest.engines.node).toBe('>=22.19.0');
     // A dependency installed by a user brings no dev dependencies.
     expect(fs.existsSync(path.join(project, 'node_modules/vitest'))).toBe(false);
+    // The native UDP listener comes as source and is built by the package's install script (node-gyp).
+    expect(files).toEqual(expect.arrayContaining(['binding.gyp', 'native/udp_listener.c']));
+    expect(files.filter((name) => name.startsWith('build/'))).toEqual([]);
+    if (process.env.CLUSTERDNS_REQUIRE_NATIVE_UDP === '1') {
+      expect(fs.existsSync(path.join(project, 'node_modules/clusterdns/build/Release/udp_listener.node'))).toBe(true);
+    }
   });
 
   it('CF-21: `npx clusterdns -conf FILE` serves from node_modules, and stops on SIGTERM', async () => {
