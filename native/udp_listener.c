@@ -58,7 +58,6 @@ typedef struct Listener {
   struct mmsghdr out[BATCH];
   struct iovec out_iov[BATCH];
   struct sockaddr_in6 to[BATCH];
-  double send_failures;
 } Listener;
 
 static napi_value throw_errno(napi_env env, int error, const char *what) {
@@ -133,8 +132,7 @@ static void flush(Listener *listener) {
     int count = sendmmsg(listener->fd, listener->out + sent, listener->queued - sent, MSG_DONTWAIT);
     if (count < 0) {
       if (errno == EINTR) continue;
-      // The one answer the kernel refused is skipped (UDP: the client retries); the rest still go.
-      listener->send_failures++;
+      // The one answer the kernel refused is skipped (UDP: the client asks again); the rest still go.
       count = 1;
     }
     sent += count;

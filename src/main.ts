@@ -12,6 +12,7 @@ import { quietLog, writeLog } from './log.ts';
 import { builtinPlugins } from './registry.ts';
 import { Supervisor, type CorefileInput } from './supervisor.ts';
 import { formatReport, validateCorefile, type ValidationReport } from './validate.ts';
+import { nativeListener } from './udp-listener.ts';
 import { VERSION } from './version.ts';
 import { isPrimaryOf, isWorker, runPrimary, workerCount } from './workers.ts';
 
@@ -91,8 +92,13 @@ function banner(supervisor: Supervisor): string {
     const zones = plan.listeners.find((candidate) => candidate.label === listener.label)?.zones.keys() ?? [];
     for (const zone of zones) lines.push(`${zone}:${listener.port}`);
   }
-  lines.push(`clusterdns-${VERSION}`, `${process.platform}/${process.arch}, node ${process.version}`);
+  lines.push(`clusterdns-${VERSION}`, platformLine());
   return lines.join('\n');
+}
+
+/** CoreDNS's second banner line (`linux/amd64, go1.21.11, a6338e9`), naming how UDP is read instead of a commit. */
+function platformLine(): string {
+  return `${process.platform}/${process.arch}, node ${process.version}, udp ${nativeListener() === null ? 'dgram' : 'recvmmsg'}`;
 }
 
 /**
@@ -123,7 +129,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (options.version) {
-    process.stdout.write(`clusterdns-${VERSION}\n${process.platform}/${process.arch}, node ${process.version}\n`);
+    process.stdout.write(`clusterdns-${VERSION}\n${platformLine()}\n`);
     return 0;
   }
   if (options.plugins) {

@@ -11,7 +11,6 @@ import dgram from 'node:dgram';
 import dns from 'node:dns';
 import { createRequire } from 'node:module';
 import net from 'node:net';
-import { getSystemErrorName } from 'node:util';
 import { bindAndLocate, NORMAL_QUEUE_BYTES } from './udp-receive-queue.ts';
 
 export type UdpFamily = 'udp4' | 'udp6';
@@ -25,9 +24,9 @@ export interface UdpListener {
   readonly inode: string | null;
   /** How datagrams are read: in batches by the native listener, or one by one by node:dgram. */
   readonly kind: 'batched' | 'dgram';
-  /** Starts reading; `handler` gets each datagram, `onError` what the socket reports. */
+  /** Starts reading; `handler` gets each datagram, `onError` what node:dgram's socket reports. */
   listen(handler: (packet: Buffer, address: string, port: number) => void, onError: (error: Error) => void): void;
-  /** Sends a reply; a send the kernel refuses goes to `onError`. */
+  /** Sends a reply; one the kernel refuses is dropped (UDP: the client asks again). */
   send(reply: Buffer, port: number, address: string): void;
   /** Sends a reply and calls `done` once the kernel has it (or refused it). */
   sendThen(reply: Buffer, port: number, address: string, done: () => void): void;
@@ -96,8 +95,7 @@ async function bindDgram(family: UdpFamily, host: string, port: number, reusePor
       socket.on('error', onError);
     },
     // No callback: with one, Node schedules a process.nextTick per datagram
-    // to report the synchronous send. A send the kernel refuses is then
-    // reported to the socket's error handler.
+    // to report the synchronous send.
     send(reply, toPort, toAddress) {
       if (!closed) socket.send(reply, toPort, toAddress);
     },
@@ -171,7 +169,6 @@ class BatchedListener implements UdpListener {
   private readonly meta: Int32Array;
   private readonly names = new Map<number, string>();
   private readonly mappedNames = new Map<number, string>();
-  private onError: (error: Error) => void = () => {};
   private closed = false;
 
   constructor(native: NativeUdp, family: UdpFamily, host: string, port: number, reusePort: boolean) {
@@ -182,8 +179,8 @@ class BatchedListener implements UdpListener {
     [this.port, this.inode, this.slab, this.meta] = native.info(this.handle);
   }
 
-  listen(handler: (packet: Buffer, address: string, port: number) => void, onError: (error: Error) => void): void {
-    this.onError = onError;
+  // Nothing to report: a failed read is retried on the next readable event, a failed send dropped.
+  listen(handler: (packet: Buffer, address: string, port: number) => void): void {
     const { native, handle, slab, meta } = this;
     native.start(handle, (count) => {
       for (let i = 0; i < count && !this.closed; i++) {
@@ -211,10 +208,10 @@ class BatchedListener implements UdpListener {
     return name;
   }
 
+  // A reply the kernel refuses (a full send buffer) is dropped, as node:dgram drops it when sent
+  // without a callback: the client asks again. Reporting each would flood the log under overload.
   send(reply: Buffer, port: number, address: string): void {
-    if (this.closed) return;
-    const result = this.native.send(this.handle, reply, port, address);
-    if (result < 0) this.onError(Object.assign(new Error(`send ${getSystemErrorName(result)} ${address}:${port}`), { code: getSystemErrorName(result) }));
+    if (!this.closed) this.native.send(this.handle, reply, port, address);
   }
 
   sendThen(reply: Buffer, port: number, address: string, done: () => void): void {

@@ -160,6 +160,8 @@ describe.skipIf(process.platform !== 'linux')('the server on each kind of UDP li
     child.stdout.on('data', (chunk) => (output += chunk));
     try {
       await until(() => output.includes('clusterdns-'), 10_000);
+      // The banner's platform line names how UDP is read.
+      expect(output).toMatch(new RegExp(`^linux/\\w+, node v[\\d.]+, udp ${kind === 'batched' ? 'recvmmsg' : 'dgram'}$`, 'm'));
       const reply = await queryUdp(port, 'web.demo.svc.cluster.local.');
       expect(reply.rcode).toBe('NOERROR');
       expect(reply.answers?.[0]).toMatchObject({ type: 'A', data: '10.96.100.10' });
