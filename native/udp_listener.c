@@ -169,11 +169,24 @@ static void finish_close(Listener *listener) {
   }
 }
 
-// A worker thread (or the process) ends without closing the listener.
+// A worker thread (or the process) ends without closing the listener. Node unloads this module
+// right after, before libuv runs close callbacks, so none is given: the socket and buffers go now,
+// the struct holding the poll handle is left to the ending thread (a few KiB, once per listener).
 static void cleanup_hook(void *data) {
   Listener *listener = data;
-  listener->close_requested = 1;
-  if (!listener->in_batch) finish_close(listener);
+  if (listener->closed) return;
+  listener->closed = 1;
+  close(listener->fd);
+  if (listener->polling) {
+    uv_poll_stop(&listener->poll);
+    uv_close((uv_handle_t *)&listener->poll, NULL);
+  }
+  free(listener->slab);
+  free(listener->meta);
+  free(listener->arena);
+  listener->slab = NULL;
+  listener->meta = NULL;
+  listener->arena = NULL;
 }
 
 // Reads one batch and hands it to JavaScript; the answers given meanwhile go out in one sendmmsg.

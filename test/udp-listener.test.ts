@@ -147,6 +147,30 @@ describe.skipIf(process.platform !== 'linux').each(kinds)('the %s UDP listener',
   });
 });
 
+describe.skipIf(process.platform !== 'linux')('a UDP listener in a worker thread', () => {
+  it('answers from the worker, and a worker terminated with its listener open ends cleanly (no crash of the process)', async () => {
+    // In a child process: were the listener's teardown wrong, the crash would take the test runner with it.
+    const script = `
+      import { Worker } from 'node:worker_threads';
+      import dgram from 'node:dgram';
+      const worker = new Worker(${JSON.stringify(new URL('./support/udp-listener-worker.ts', import.meta.url).pathname)}, { execArgv: [] });
+      const { port, kind } = await new Promise((resolve) => worker.once('message', resolve));
+      const socket = dgram.createSocket('udp4');
+      const reply = new Promise((resolve) => socket.once('message', resolve));
+      socket.send('ping', port, '127.0.0.1');
+      console.log(kind, String(await reply));
+      socket.close();
+      await worker.terminate();
+      console.log('terminated');`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk) => (output += chunk));
+    child.stderr.on('data', (chunk) => (output += chunk));
+    const [code, signal] = await once(child, 'exit');
+    expect({ code, signal, output }).toEqual({ code: 0, signal: null, output: `${native === null ? 'dgram' : 'batched'} re:ping\nterminated\n` });
+  }, 20_000);
+});
+
 describe.skipIf(process.platform !== 'linux')('the server on each kind of UDP listener', () => {
   it.each(kinds)('%s: `clusterdns -conf` answers over UDP as before', async (kind) => {
     const port = await freePort();
