@@ -160,13 +160,15 @@ static void finish_close(Listener *listener) {
   if (listener->context != NULL) napi_async_destroy(listener->env, listener->context);
   listener->on_batch = NULL;
   listener->context = NULL;
-  close(listener->fd);
+  // libuv stops watching the descriptor before it is closed (uv_poll's rule); the poll handle does not own it.
+  int fd = listener->fd;
   if (listener->polling) {
     uv_poll_stop(&listener->poll);
     uv_close((uv_handle_t *)&listener->poll, free_listener);
   } else {
     free_listener((uv_handle_t *)&listener->poll);
   }
+  close(fd);
 }
 
 // A worker thread (or the process) ends without closing the listener. Node unloads this module
@@ -176,11 +178,11 @@ static void cleanup_hook(void *data) {
   Listener *listener = data;
   if (listener->closed) return;
   listener->closed = 1;
-  close(listener->fd);
   if (listener->polling) {
     uv_poll_stop(&listener->poll);
     uv_close((uv_handle_t *)&listener->poll, NULL);
   }
+  close(listener->fd);
   free(listener->slab);
   free(listener->meta);
   free(listener->arena);
