@@ -43,6 +43,7 @@ typedef struct Listener {
   uv_poll_t poll;
   int polling;
   napi_ref on_batch;
+  napi_ref on_error;
   napi_async_context context;
   int in_batch;
   int close_requested;
@@ -157,6 +158,8 @@ static void finish_close(Listener *listener) {
   listener->closed = 1;
   napi_remove_env_cleanup_hook(listener->env, cleanup_hook, listener);
   if (listener->on_batch != NULL) napi_delete_reference(listener->env, listener->on_batch);
+  if (listener->on_error != NULL) napi_delete_reference(listener->env, listener->on_error);
+  listener->on_error = NULL;
   if (listener->context != NULL) napi_async_destroy(listener->env, listener->context);
   listener->on_batch = NULL;
   listener->context = NULL;
@@ -191,11 +194,31 @@ static void cleanup_hook(void *data) {
   listener->arena = NULL;
 }
 
+// Gives JavaScript what a read failed with, as an errno name: on a connected socket, an ICMP error
+// from the peer (ECONNREFUSED: nothing listens there).
+static void report_error(Listener *listener, int error) {
+  napi_env env = listener->env;
+  if (listener->on_error == NULL) return;
+  napi_handle_scope scope;
+  napi_value callback, receiver, argument, result;
+  napi_open_handle_scope(env, &scope);
+  napi_get_reference_value(env, listener->on_error, &callback);
+  napi_get_global(env, &receiver);
+  napi_create_int32(env, -error, &argument);
+  if (napi_make_callback(env, listener->context, receiver, callback, 1, &argument, &result) == napi_pending_exception) {
+    napi_value exception;
+    napi_get_and_clear_last_exception(env, &exception);
+    napi_fatal_exception(env, exception);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
 // Reads one batch and hands it to JavaScript; the answers given meanwhile go out in one sendmmsg.
 static void read_batch(Listener *listener) {
   napi_env env = listener->env;
   for (int i = 0; i < BATCH; i++) listener->msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_in6);
   int count = recvmmsg(listener->fd, listener->msgs, BATCH, MSG_DONTWAIT, NULL);
+  if (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return report_error(listener, errno);
   if (count <= 0) return;
   for (int i = 0; i < count; i++) {
     int32_t *meta = listener->meta + i * META;
@@ -241,7 +264,17 @@ static void read_batch(Listener *listener) {
 // level-triggered, so what is left is read on the next turn.
 static void on_readable(uv_poll_t *handle, int status, int events) {
   Listener *listener = handle->data;
-  if (status >= 0) read_batch(listener);
+  if (status >= 0) {
+    read_batch(listener);
+  } else if (!listener->close_requested) {
+    // A pending socket error (an ICMP error on a connected socket) makes libuv stop the poll: take
+    // the error (which clears it), poll again, and report it.
+    int error = 0;
+    socklen_t length = sizeof error;
+    getsockopt(listener->fd, SOL_SOCKET, SO_ERROR, &error, &length);
+    uv_poll_start(&listener->poll, UV_READABLE, on_readable);
+    if (error != 0) report_error(listener, error);
+  }
   if (listener->close_requested) finish_close(listener);
 }
 
@@ -305,7 +338,7 @@ static napi_value open_listener(napi_env env, napi_callback_info info) {
   return external;
 }
 
-// info(listener) -> [port, inode, slab Buffer, meta Int32Array]
+// info(listener) -> [port, inode, slab Buffer, meta Int32Array, local address]
 static napi_value listener_info(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   Listener *listener = listener_call(env, info, 1, argv);
@@ -322,21 +355,31 @@ static napi_value listener_info(napi_env env, napi_callback_info info) {
   CALL(env, napi_create_external_buffer(env, (size_t)BATCH * SLOT, listener->slab, NULL, NULL, &slab));
   CALL(env, napi_create_external_arraybuffer(env, listener->meta, BATCH * META * sizeof(int32_t), NULL, NULL, &meta_buffer));
   CALL(env, napi_create_typedarray(env, napi_int32_array, BATCH * META, meta_buffer, 0, &meta));
-  CALL(env, napi_create_array_with_length(env, 4, &result));
+  char local[INET6_ADDRSTRLEN];
+  if (address.sin6_family == AF_INET) inet_ntop(AF_INET, &((struct sockaddr_in *)&address)->sin_addr, local, sizeof local);
+  else inet_ntop(AF_INET6, &address.sin6_addr, local, sizeof local);
+  napi_value local_value;
+  CALL(env, napi_create_string_latin1(env, local, NAPI_AUTO_LENGTH, &local_value));
+  CALL(env, napi_create_array_with_length(env, 5, &result));
   napi_set_element(env, result, 0, port);
   napi_set_element(env, result, 1, inode_value);
   napi_set_element(env, result, 2, slab);
   napi_set_element(env, result, 3, meta);
+  napi_set_element(env, result, 4, local_value);
   return result;
 }
 
-// start(listener, onBatch(count)): reads from now on.
+// start(listener, onBatch(count), onError(negativeErrno), keepAlive): reads from now on. Without
+// keepAlive the socket does not keep the event loop alive (node:dgram's unref()).
 static napi_value start(napi_env env, napi_callback_info info) {
-  napi_value argv[2], name;
-  Listener *listener = listener_call(env, info, 2, argv);
+  napi_value argv[4], name;
+  Listener *listener = listener_call(env, info, 4, argv);
   if (listener == NULL) return NULL;
   if (listener->polling || listener->closed) return NULL;
+  bool keep_alive;
+  CALL(env, napi_get_value_bool(env, argv[3], &keep_alive));
   CALL(env, napi_create_reference(env, argv[1], 1, &listener->on_batch));
+  CALL(env, napi_create_reference(env, argv[2], 1, &listener->on_error));
   CALL(env, napi_create_string_utf8(env, "UDPLISTENER", NAPI_AUTO_LENGTH, &name));
   CALL(env, napi_async_init(env, NULL, name, &listener->context));
   uv_loop_t *loop;
@@ -344,11 +387,30 @@ static napi_value start(napi_env env, napi_callback_info info) {
   if (uv_poll_init(loop, &listener->poll, listener->fd) != 0) return throw_errno(env, EINVAL, "uv_poll_init");
   listener->polling = 1;
   uv_poll_start(&listener->poll, UV_READABLE, on_readable);
+  if (!keep_alive) uv_unref((uv_handle_t *)&listener->poll);
   return NULL;
 }
 
-// send(listener, buffer, port, host) -> 0, or a negative errno. During a batch the answer
-// waits for the batch's sendmmsg; otherwise it goes at once.
+// connect(listener, host, port): the socket talks to that peer only (an upstream); send() to it
+// then takes an empty host.
+static napi_value connect_listener(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  Listener *listener = listener_call(env, info, 3, argv);
+  if (listener == NULL) return NULL;
+  char host[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
+  size_t host_length;
+  int32_t port;
+  CALL(env, napi_get_value_string_latin1(env, argv[1], host, sizeof host, &host_length));
+  CALL(env, napi_get_value_int32(env, argv[2], &port));
+  struct sockaddr_in6 to;
+  socklen_t to_length;
+  if (to_sockaddr(listener->family, host, port, &to, &to_length) != 0) return throw_errno(env, EINVAL, host);
+  if (connect(listener->fd, (struct sockaddr *)&to, to_length) != 0) return throw_errno(env, errno, "connect");
+  return NULL;
+}
+
+// send(listener, buffer, port, host) -> 0, or a negative errno; host '' for the connected peer.
+// During a batch the answer waits for the batch's sendmmsg; otherwise it goes at once.
 static napi_value send_datagram(napi_env env, napi_callback_info info) {
   napi_value argv[4], result;
   Listener *listener = listener_call(env, info, 4, argv);
@@ -363,12 +425,13 @@ static napi_value send_datagram(napi_env env, napi_callback_info info) {
   int error = 0;
   struct sockaddr_in6 to;
   socklen_t to_length;
+  int connected = host_length == 0;
   if (listener->closed || listener->close_requested) {
     error = EBADF;
-  } else if (to_sockaddr(listener->family, host, port, &to, &to_length) != 0) {
+  } else if (!connected && to_sockaddr(listener->family, host, port, &to, &to_length) != 0) {
     error = EINVAL;
   } else if (!listener->in_batch || length > SEND_ARENA) {
-    if (sendto(listener->fd, data, length, MSG_DONTWAIT, (struct sockaddr *)&to, to_length) < 0) error = errno;
+    if (sendto(listener->fd, data, length, MSG_DONTWAIT, connected ? NULL : (struct sockaddr *)&to, connected ? 0 : to_length) < 0) error = errno;
   } else {
     if (listener->queued == BATCH || listener->arena_used + length > SEND_ARENA) flush(listener);
     int i = listener->queued++;
@@ -376,8 +439,14 @@ static napi_value send_datagram(napi_env env, napi_callback_info info) {
     listener->out_iov[i].iov_base = listener->arena + listener->arena_used;
     listener->out_iov[i].iov_len = length;
     listener->arena_used += length;
-    listener->to[i] = to;
-    listener->out[i].msg_hdr.msg_namelen = to_length;
+    if (connected) {
+      listener->out[i].msg_hdr.msg_name = NULL;
+      listener->out[i].msg_hdr.msg_namelen = 0;
+    } else {
+      listener->to[i] = to;
+      listener->out[i].msg_hdr.msg_name = &listener->to[i];
+      listener->out[i].msg_hdr.msg_namelen = to_length;
+    }
   }
   CALL(env, napi_create_int32(env, -error, &result));
   return result;
@@ -442,6 +511,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"open", NULL, open_listener, NULL, NULL, NULL, napi_default, NULL},
     {"info", NULL, listener_info, NULL, NULL, NULL, napi_default, NULL},
     {"start", NULL, start, NULL, NULL, NULL, napi_default, NULL},
+    {"connect", NULL, connect_listener, NULL, NULL, NULL, napi_default, NULL},
     {"send", NULL, send_datagram, NULL, NULL, NULL, napi_default, NULL},
     {"name", NULL, address_name, NULL, NULL, NULL, napi_default, NULL},
     {"receiveBufferSize", NULL, receive_buffer_size, NULL, NULL, NULL, napi_default, NULL},

@@ -11,6 +11,7 @@ import dgram from 'node:dgram';
 import dns from 'node:dns';
 import { createRequire } from 'node:module';
 import net from 'node:net';
+import { getSystemErrorName } from 'node:util';
 import { bindAndLocate, NORMAL_QUEUE_BYTES } from './udp-receive-queue.ts';
 
 export type UdpFamily = 'udp4' | 'udp6';
@@ -121,8 +122,9 @@ async function bindDgram(family: UdpFamily, host: string, port: number, reusePor
 /** native/udp_listener.c's functions. */
 export interface NativeUdp {
   open(ipv6: boolean, host: string, port: number, reusePort: boolean, receiveBufferBytes: number): object;
-  info(handle: object): [port: number, inode: string, slab: Buffer, meta: Int32Array];
-  start(handle: object, onBatch: (count: number) => void): void;
+  info(handle: object): [port: number, inode: string, slab: Buffer, meta: Int32Array, local: string];
+  start(handle: object, onBatch: (count: number) => void, onError: (negativeErrno: number) => void, keepAlive: boolean): void;
+  connect(handle: object, host: string, port: number): void;
   send(handle: object, reply: Buffer, port: number, host: string): number;
   name(handle: object, index: number): string;
   receiveBufferSize(handle: object, bytes?: number): number;
@@ -193,7 +195,7 @@ class BatchedListener implements UdpListener {
         const address = kind === KIND_IPV6 ? native.name(handle, i) : this.ipv4Name(meta[at + 3]!, kind === KIND_IPV4_MAPPED);
         handler(packet, address, meta[at + 1]!);
       }
-    });
+    }, () => {}, true);
   }
 
   /** The text of an IPv4 address (network byte order in `bits`), from a table: one string per client, not per datagram. */
@@ -231,4 +233,95 @@ class BatchedListener implements UdpListener {
     }
     return Promise.resolve();
   }
+}
+
+// ---------------------------------------------------------------------------
+// Sockets to one upstream (forward)
+
+/** A UDP socket connected to one upstream: forward's queries go out on it and its replies come back. */
+export interface UpstreamUdp {
+  /** The local end, `address:port` (`[v6]:port`), for error messages as CoreDNS words them. */
+  readonly local: string;
+  /** Sends to the upstream; `done` gets what the kernel refused it with, or null. */
+  send(packet: Buffer, done: (error: Error | null) => void): void;
+  close(): void;
+}
+
+/**
+ * Connects a UDP socket to `host`:`port`. Replies go to `onMessage` (read in
+ * batches by the native listener where built, so an answer flood costs Node
+ * no per-datagram buffer); an ICMP error from the upstream (nothing listens:
+ * ECONNREFUSED) to `onError`. The socket does not keep the process alive.
+ */
+export async function connectUpstream(host: string, port: number, onMessage: (packet: Buffer) => void, onError: (error: NodeJS.ErrnoException) => void, native = nativeListener()): Promise<UpstreamUdp> {
+  const ipv6 = net.isIPv6(host.split('%')[0]!);
+  if (native === null) return connectDgram(ipv6, host, port, onMessage, onError);
+  const handle = native.open(ipv6, ipv6 ? '::' : '0.0.0.0', 0, false, 0);
+  try {
+    native.connect(handle, host, port);
+  } catch (error) {
+    native.close(handle);
+    throw error;
+  }
+  const [localPort, , slab, meta, localAddress] = native.info(handle);
+  let closed = false;
+  native.start(handle, (count) => {
+    for (let i = 0; i < count && !closed; i++) {
+      const length = meta[i * META]!;
+      const packet = Buffer.allocUnsafe(length);
+      slab.copy(packet, 0, i * SLOT, i * SLOT + length);
+      onMessage(packet);
+    }
+  }, (negativeErrno) => onError(errnoError('read', negativeErrno)), false);
+  return {
+    local: hostPort(localAddress, localPort),
+    send(packet, done) {
+      if (closed) return done(errnoError('write', -9 /* EBADF */));
+      const result = native.send(handle, packet, 0, '');
+      done(result < 0 ? errnoError('write', result) : null);
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      native.close(handle);
+    },
+  };
+}
+
+async function connectDgram(ipv6: boolean, host: string, port: number, onMessage: (packet: Buffer) => void, onError: (error: NodeJS.ErrnoException) => void): Promise<UpstreamUdp> {
+  const socket = dgram.createSocket(ipv6 ? 'udp6' : 'udp4');
+  socket.unref();
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.connect(port, host, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  }).catch((error: unknown) => {
+    socket.close();
+    throw error;
+  });
+  socket.on('error', onError);
+  socket.on('message', onMessage);
+  const local = socket.address();
+  let closed = false;
+  return {
+    local: hostPort(local.address, local.port),
+    send: (packet, done) => socket.send(packet, (error) => done(error ?? null)),
+    close() {
+      if (closed) return;
+      closed = true;
+      socket.close();
+    },
+  };
+}
+
+function hostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** An error as node:dgram reports one: `code` the errno's name. */
+function errnoError(operation: string, negativeErrno: number): NodeJS.ErrnoException {
+  const code = getSystemErrorName(negativeErrno);
+  return Object.assign(new Error(`${operation} ${code}`), { code, errno: negativeErrno, syscall: operation });
 }

@@ -11,7 +11,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { bindUdpListener, nativeListener, type UdpListener } from '../src/udp-listener.ts';
+import { bindUdpListener, connectUpstream, nativeListener, type UdpListener } from '../src/udp-listener.ts';
 import { NORMAL_QUEUE_BYTES } from '../src/udp-receive-queue.ts';
 import { queryUdp } from './support/dns.ts';
 import { freePort } from './support/process.ts';
@@ -144,6 +144,46 @@ describe.skipIf(process.platform !== 'linux').each(kinds)('the %s UDP listener',
     listener.send(Buffer.from('after close'), 9, '127.0.0.1');
     const again = await bind(kind, '127.0.0.1', listener.port);
     expect(again.port).toBe(listener.port);
+  });
+});
+
+describe.skipIf(process.platform !== 'linux').each(kinds)('the %s socket to an upstream (forward)', (kind) => {
+  const connect = (port: number, onMessage: (packet: Buffer) => void, onError: (error: NodeJS.ErrnoException) => void) =>
+    connectUpstream('127.0.0.1', port, onMessage, onError, kind === 'dgram' ? null : native);
+
+  it('sends to the upstream and gets its replies, and names its local end', async () => {
+    const upstream = await bind(kind, '127.0.0.1');
+    echo(upstream, []);
+    const replies: string[] = [];
+    const socket = await connect(upstream.port, (packet) => replies.push(String(packet)), (error) => {
+      throw error;
+    });
+    expect(socket.local).toMatch(/^127\.0\.0\.1:\d+$/);
+    const sent: Array<Error | null> = [];
+    for (const text of ['one', 'two']) socket.send(Buffer.from(text), (error) => sent.push(error));
+    await until(() => replies.length === 2);
+    socket.close();
+    expect(sent).toEqual([null, null]);
+    expect(replies).toEqual(['re:one', 're:two']);
+  });
+
+  it('reports ECONNREFUSED when nothing listens there (the ICMP error of a connected socket), and keeps reading', async () => {
+    const closed = await bind(kind, '127.0.0.1');
+    const port = closed.port;
+    await closed.close();
+    const errors: string[] = [];
+    const replies: string[] = [];
+    const socket = await connect(port, (packet) => replies.push(String(packet)), (error) => errors.push(String(error.code)));
+    socket.send(Buffer.from('anyone?'), () => {});
+    await until(() => errors.length > 0);
+    expect(errors).toEqual(['ECONNREFUSED']);
+    // Something listens there now: the socket still reads.
+    const upstream = await bind(kind, '127.0.0.1', port);
+    echo(upstream, []);
+    socket.send(Buffer.from('now?'), () => {});
+    await until(() => replies.length > 0);
+    socket.close();
+    expect(replies).toEqual(['re:now?']);
   });
 });
 

@@ -16,6 +16,7 @@ import { randomFillSync } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import tls from 'node:tls';
+import { connectUpstream, type UpstreamUdp } from '../../src/udp-listener.ts';
 import { Class, Flag, HEADER_LENGTH, Type } from '../../src/wire/constants.ts';
 import type { Reply, ResourceRecord } from '../../src/wire/message.ts';
 import { canonicalName } from '../../src/wire/names.ts';
@@ -179,7 +180,8 @@ interface UdpWaiter {
 }
 
 class UdpConn {
-  readonly socket: dgram.Socket;
+  /** Null until connected (src/udp-listener.ts: the native socket where built, node:dgram otherwise). */
+  private socket: UpstreamUdp | null = null;
   readonly pending = new Map<number, UdpWaiter>();
   readonly ready: Promise<void>;
   local = '?';
@@ -196,37 +198,30 @@ class UdpConn {
   }
 
   constructor(spec: UpstreamSpec, onError: (conn: UdpConn, error: Error) => void) {
-    this.socket = dgram.createSocket(net.isIPv6(spec.host.split('%')[0]!) ? 'udp6' : 'udp4');
-    this.socket.unref();
-    this.ready = new Promise<void>((resolve, reject) => {
-      this.socket.once('error', reject);
-      this.socket.connect(spec.port, spec.host, () => {
-        this.socket.off('error', reject);
-        const local = this.socket.address();
-        this.local = hostPort(local.address, local.port);
-        this.socket.on('error', (error) => onError(this, error));
-        this.connected = true;
-        resolve();
-      });
-    });
-    this.ready.catch(() => {});
-    this.socket.on('message', (packet) => {
+    const onMessage = (packet: Buffer): void => {
       if (packet.length < HEADER_LENGTH) return;
       const waiter = this.pending.get(packet.readUInt16BE(0));
       if (!waiter) return; // late, or not ours
       const result = judgeDatagram(packet, waiter.query, waiter.bufSize);
       if (result) waiter.settle(result);
+    };
+    this.ready = connectUpstream(spec.host, spec.port, onMessage, (error) => onError(this, error)).then((socket) => {
+      if (this.closed) return socket.close();
+      this.socket = socket;
+      this.local = socket.local;
+      this.connected = true;
     });
+    this.ready.catch(() => {});
+  }
+
+  send(packet: Buffer, done: (error: Error | null) => void): void {
+    this.socket!.send(packet, done);
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    try {
-      this.socket.close();
-    } catch {
-      // already closed
-    }
+    this.socket?.close();
   }
 }
 
@@ -488,7 +483,7 @@ export class Proxy {
       conn.pending.set(id, waiter);
       const failed = (error: unknown): void => settle(new UpstreamError(`write udp ${conn.local}->${this.addr}: write: ${describe(error)}`));
       try {
-        conn.socket.send(packet, (error) => {
+        conn.send(packet, (error) => {
           if (error) failed(error);
         });
       } catch (error) {
