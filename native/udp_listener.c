@@ -1,12 +1,13 @@
-// A UDP listener that reads and writes datagrams in batches: recvmmsg(2)
+// A UDP socket that reads and writes datagrams in batches: recvmmsg(2)
 // fills up to BATCH datagrams per system call, JavaScript answers them in one
 // callback, and sendmmsg(2) sends the answers that were ready in one call.
+// The server's listeners use it, and forward's sockets connected to an
+// upstream.
 //
-// Why hand-written: node:dgram costs ~5 us of user time per datagram before
-// any DNS work (a 64 KiB allocation shrunk to size and an ArrayBuffer per
-// datagram, an address object, an event emission, a SendWrap per reply); at
-// cluster DNS rates that was a third of the server's CPU (README,
-// Performance). No maintained npm package does batched UDP. Linux only; the
+// Why hand-written: node:dgram costs ~5.5 us of user time per query and reply
+// before any DNS work (a 64 KiB allocation shrunk to size and an ArrayBuffer
+// per datagram, an address object, an event emission, a SendWrap per reply),
+// 1.3-1.8 us here (bench/udp-listener.ts; README, Performance). No maintained npm package does batched UDP. Linux only; the
 // server uses node:dgram where this is not built (src/udp-listener.ts).
 //
 // Node-API only (no V8 or libuv ABI beyond uv_poll), so one build serves
@@ -194,18 +195,21 @@ static void cleanup_hook(void *data) {
   listener->arena = NULL;
 }
 
-// Gives JavaScript what a read failed with, as an errno name: on a connected socket, an ICMP error
-// from the peer (ECONNREFUSED: nothing listens there).
-static void report_error(Listener *listener, int error) {
+// Calls `function` with one number. make_callback, not call_function: promise jobs and nextTicks
+// run after it, as after a dgram event. During a batch, answers queue for one sendmmsg after it.
+static void call_js(Listener *listener, napi_ref function, int32_t value, int batch) {
   napi_env env = listener->env;
-  if (listener->on_error == NULL) return;
   napi_handle_scope scope;
   napi_value callback, receiver, argument, result;
   napi_open_handle_scope(env, &scope);
-  napi_get_reference_value(env, listener->on_error, &callback);
+  napi_get_reference_value(env, function, &callback);
   napi_get_global(env, &receiver);
-  napi_create_int32(env, -error, &argument);
-  if (napi_make_callback(env, listener->context, receiver, callback, 1, &argument, &result) == napi_pending_exception) {
+  napi_create_int32(env, value, &argument);
+  listener->in_batch = batch;
+  napi_status called = napi_make_callback(env, listener->context, receiver, callback, 1, &argument, &result);
+  listener->in_batch = 0;
+  if (batch) flush(listener);
+  if (called == napi_pending_exception) {
     napi_value exception;
     napi_get_and_clear_last_exception(env, &exception);
     napi_fatal_exception(env, exception);
@@ -213,9 +217,14 @@ static void report_error(Listener *listener, int error) {
   napi_close_handle_scope(env, scope);
 }
 
+// Gives JavaScript what a read failed with, as a negative errno: on a connected socket, an ICMP
+// error from the peer (ECONNREFUSED: nothing listens there).
+static void report_error(Listener *listener, int error) {
+  if (listener->on_error != NULL) call_js(listener, listener->on_error, -error, 0);
+}
+
 // Reads one batch and hands it to JavaScript; the answers given meanwhile go out in one sendmmsg.
 static void read_batch(Listener *listener) {
-  napi_env env = listener->env;
   for (int i = 0; i < BATCH; i++) listener->msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_in6);
   int count = recvmmsg(listener->fd, listener->msgs, BATCH, MSG_DONTWAIT, NULL);
   if (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return report_error(listener, errno);
@@ -241,23 +250,7 @@ static void read_batch(Listener *listener) {
       meta[7] = (int32_t)from->sin6_scope_id;
     }
   }
-  napi_handle_scope scope;
-  napi_value callback, receiver, argument, result;
-  napi_open_handle_scope(env, &scope);
-  napi_get_reference_value(env, listener->on_batch, &callback);
-  napi_get_global(env, &receiver);
-  napi_create_int32(env, count, &argument);
-  listener->in_batch = 1;
-  // make_callback, not call_function: promise jobs and nextTicks run after each batch, as after a dgram event.
-  napi_status called = napi_make_callback(env, listener->context, receiver, callback, 1, &argument, &result);
-  listener->in_batch = 0;
-  flush(listener);
-  if (called == napi_pending_exception) {
-    napi_value error;
-    napi_get_and_clear_last_exception(env, &error);
-    napi_fatal_exception(env, error);
-  }
-  napi_close_handle_scope(env, scope);
+  call_js(listener, listener->on_batch, count, 1);
 }
 
 // One batch per readable event, then other I/O gets its turn (libuv's dgram reads 32); the poll is

@@ -1,6 +1,6 @@
 // The server's UDP sockets. On Linux, where `npm install` built the native
 // listener (native/udp_listener.c), datagrams are read and answered in
-// batches (recvmmsg/sendmmsg): about a third less CPU per query than
+// batches (recvmmsg/sendmmsg): 2-2.5x the queries per CPU-second of
 // node:dgram (README, Performance). Elsewhere, or with CLUSTERDNS_UDP=dgram,
 // node:dgram. Both look the same to the server: the same addresses (an IPv4
 // client of a dual-stack socket is ::ffff:a.b.c.d), the same receive queue
@@ -11,6 +11,7 @@ import dgram from 'node:dgram';
 import dns from 'node:dns';
 import { createRequire } from 'node:module';
 import net from 'node:net';
+import { constants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
 import { bindAndLocate, NORMAL_QUEUE_BYTES } from './udp-receive-queue.ts';
 
@@ -136,6 +137,17 @@ const SLOT = 65536;
 const META = 8;
 const KIND_IPV6 = 6;
 const KIND_IPV4_MAPPED = 46;
+/**
+ * Datagram `index` of the batch, copied out of its slot: the slot is read into again by the next
+ * batch, while a forwarded query is still in flight.
+ */
+function slotPacket(slab: Buffer, meta: Int32Array, index: number): Buffer {
+  const length = meta[index * META]!;
+  const packet = Buffer.allocUnsafe(length);
+  slab.copy(packet, 0, index * SLOT, index * SLOT + length);
+  return packet;
+}
+
 /** Client address texts kept; past this the table starts over (a scan of addresses must not grow memory). */
 const MAX_NAMES = 4096;
 
@@ -187,10 +199,7 @@ class BatchedListener implements UdpListener {
     native.start(handle, (count) => {
       for (let i = 0; i < count && !this.closed; i++) {
         const at = i * META;
-        const length = meta[at]!;
-        // A copy: the slot is read into again by the next batch, while a forwarded query is still in flight.
-        const packet = Buffer.allocUnsafe(length);
-        slab.copy(packet, 0, i * SLOT, i * SLOT + length);
+        const packet = slotPacket(slab, meta, i);
         const kind = meta[at + 2]!;
         const address = kind === KIND_IPV6 ? native.name(handle, i) : this.ipv4Name(meta[at + 3]!, kind === KIND_IPV4_MAPPED);
         handler(packet, address, meta[at + 1]!);
@@ -240,8 +249,9 @@ class BatchedListener implements UdpListener {
 
 /** A UDP socket connected to one upstream: forward's queries go out on it and its replies come back. */
 export interface UpstreamUdp {
-  /** The local end, `address:port` (`[v6]:port`), for error messages as CoreDNS words them. */
-  readonly local: string;
+  /** The local end, for error messages as CoreDNS words them. */
+  readonly localAddress: string;
+  readonly localPort: number;
   /** Sends to the upstream; `done` gets what the kernel refused it with, or null. */
   send(packet: Buffer, done: (error: Error | null) => void): void;
   close(): void;
@@ -266,17 +276,13 @@ export async function connectUpstream(host: string, port: number, onMessage: (pa
   const [localPort, , slab, meta, localAddress] = native.info(handle);
   let closed = false;
   native.start(handle, (count) => {
-    for (let i = 0; i < count && !closed; i++) {
-      const length = meta[i * META]!;
-      const packet = Buffer.allocUnsafe(length);
-      slab.copy(packet, 0, i * SLOT, i * SLOT + length);
-      onMessage(packet);
-    }
+    for (let i = 0; i < count && !closed; i++) onMessage(slotPacket(slab, meta, i));
   }, (negativeErrno) => onError(errnoError('read', negativeErrno)), false);
   return {
-    local: hostPort(localAddress, localPort),
+    localAddress,
+    localPort,
     send(packet, done) {
-      if (closed) return done(errnoError('write', -9 /* EBADF */));
+      if (closed) return done(errnoError('write', -constants.errno.EBADF));
       const result = native.send(handle, packet, 0, '');
       done(result < 0 ? errnoError('write', result) : null);
     },
@@ -303,10 +309,11 @@ async function connectDgram(ipv6: boolean, host: string, port: number, onMessage
   });
   socket.on('error', onError);
   socket.on('message', onMessage);
-  const local = socket.address();
+  const { address: localAddress, port: localPort } = socket.address();
   let closed = false;
   return {
-    local: hostPort(local.address, local.port),
+    localAddress,
+    localPort,
     send: (packet, done) => socket.send(packet, (error) => done(error ?? null)),
     close() {
       if (closed) return;
@@ -314,10 +321,6 @@ async function connectDgram(ipv6: boolean, host: string, port: number, onMessage
       socket.close();
     },
   };
-}
-
-function hostPort(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
 /** An error as node:dgram reports one: `code` the errno's name. */

@@ -158,7 +158,7 @@ describe.skipIf(process.platform !== 'linux').each(kinds)('the %s socket to an u
     const socket = await connect(upstream.port, (packet) => replies.push(String(packet)), (error) => {
       throw error;
     });
-    expect(socket.local).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect(`${socket.localAddress}:${socket.localPort}`).toMatch(/^127\.0\.0\.1:\d+$/);
     const sent: Array<Error | null> = [];
     for (const text of ['one', 'two']) socket.send(Buffer.from(text), (error) => sent.push(error));
     await until(() => replies.length === 2);

@@ -208,7 +208,7 @@ class UdpConn {
     this.ready = connectUpstream(spec.host, spec.port, onMessage, (error) => onError(this, error)).then((socket) => {
       if (this.closed) return socket.close();
       this.socket = socket;
-      this.local = socket.local;
+      this.local = hostPort(socket.localAddress, socket.localPort);
       this.connected = true;
     });
     this.ready.catch(() => {});
